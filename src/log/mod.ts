@@ -1,0 +1,3 @@
+/** Structured logging. @module */
+export { createLogger, LogLevels, redact, silentLogger } from "./logger.ts";
+export type { LogFields, Logger, LoggerOptions, LogLevel } from "./logger.ts";
