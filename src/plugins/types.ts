@@ -38,6 +38,20 @@ export function isSandboxError(err: unknown, code?: SandboxErrorCode): err is Sa
   return err instanceof SandboxError && (code === undefined || err.code === code);
 }
 
+/**
+ * A failure the plugin itself reported (Extism `error_set`, or output that is not JSON for
+ * `callJson`). Not a sandbox stop: the plugin is healthy and the next call works.
+ */
+export class PluginError extends Error {
+  override name = "PluginError";
+  readonly code = "plugin_error";
+}
+
+/** True when `err` is a {@linkcode PluginError}. */
+export function isPluginError(err: unknown): err is PluginError {
+  return err instanceof PluginError;
+}
+
 /** Options for loading one agent module. */
 export interface LoadOptions {
   /** Agent name (identifier rule). */

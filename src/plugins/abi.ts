@@ -1,0 +1,160 @@
+/**
+ * ABI v1 facts (plugins-sdk/ABI.md): host functions, the grant each needs, module
+ * validation and `inspect`.
+ *
+ * @module
+ */
+import type { Grants } from "../desired/spec.ts";
+import { type ModuleInfo, SandboxError } from "./types.ts";
+
+/** Import module of the host functions. */
+export const HOST_MODULE = "extism:host/user";
+/** Import module of the Extism kernel. */
+export const KERNEL_MODULE = "extism:host/env";
+
+/** Exports an agent may have (at least one). */
+export const AGENT_EXPORTS = [
+  "mr_describe",
+  "mr_init",
+  "mr_reconcile",
+  "mr_command",
+  "mr_shutdown",
+] as const;
+
+/** ABI v1 host functions and whether `grants` allows importing them. */
+export const HOST_FUNCTIONS: Record<string, (g: Grants) => boolean> = {
+  mr_log: () => true,
+  mr_facts: (g) => g.facts,
+  mr_event: (g) => g.events,
+  mr_submit: (g) => g.submit.length > 0,
+  mr_metric: (g) => g.metrics,
+  mr_state_get: () => true,
+  mr_state_put: () => true,
+  mr_kv_get: (g) => g.kv_read.length > 0,
+  mr_exec: (g) => g.exec.length > 0,
+  mr_http: (g) => g.http.length > 0,
+  mr_file_read: (g) => g.files.read.length > 0,
+  mr_file_write: (g) => g.files.write.length > 0,
+  mr_governor: (g) => g.governors.length > 0,
+  mr_is_leader: () => true,
+  mr_transition: () => true,
+};
+
+/** Extism kernel functions the runtime provides (Extism JS SDK 1.0.x). */
+const KERNEL_FUNCTIONS = new Set([
+  "alloc",
+  "free",
+  "load_u8",
+  "load_u64",
+  "store_u8",
+  "store_u64",
+  "input_offset",
+  "input_length",
+  "input_load_u8",
+  "input_load_u64",
+  "output_set",
+  "error_set",
+  "config_get",
+  "var_get",
+  "var_set",
+  "http_request",
+  "http_status_code",
+  "length",
+  "length_unsafe",
+  "log_warn",
+  "log_info",
+  "log_debug",
+  "log_error",
+]);
+
+/** sha256 of `bytes` as lowercase hex (WebCrypto). */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Compiles `bytes`, mapping engine errors to `invalid_module`. */
+export async function compileModule(bytes: Uint8Array): Promise<WebAssembly.Module> {
+  if (bytes.length < 8) {
+    throw new SandboxError("invalid_module", `Not a WebAssembly module: ${bytes.length} bytes`);
+  }
+  if (bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+    throw new SandboxError("invalid_module", "Not a WebAssembly module: bad magic number");
+  }
+  try {
+    return await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new SandboxError("invalid_module", `Invalid WebAssembly module: ${msg}`, { cause: err });
+  }
+}
+
+/** Static facts and ABI problems of a compiled module. */
+export function describeModule(
+  module: WebAssembly.Module,
+  sha256: string,
+  size: number,
+): ModuleInfo {
+  const exps = WebAssembly.Module.exports(module);
+  const imps = WebAssembly.Module.imports(module);
+  const problems: string[] = [];
+  const hostFunctions: string[] = [];
+  for (const imp of imps) {
+    const where = `${imp.module}.${imp.name}`;
+    if (imp.module === HOST_MODULE) {
+      if (imp.kind !== "function") problems.push(`Import is not a function: "${where}"`);
+      else if (!(imp.name in HOST_FUNCTIONS)) {
+        problems.push(`Unknown host function: "${imp.name}" (not in ABI v1)`);
+      } else hostFunctions.push(imp.name);
+    } else if (imp.module === KERNEL_MODULE) {
+      if (!KERNEL_FUNCTIONS.has(imp.name)) {
+        problems.push(`Unknown Extism kernel function: "${imp.name}"`);
+      }
+    } else {
+      problems.push(`Import from unknown module: "${where}" (WASI is not available)`);
+    }
+  }
+  const fnExports = exps.filter((e) => e.kind === "function").map((e) => e.name);
+  if (!exps.some((e) => e.kind === "memory" && e.name === "memory")) {
+    problems.push('Module does not export its memory as "memory"');
+  }
+  if (fnExports.length === 0) problems.push("Module exports no functions");
+  else if (!fnExports.some((n) => (AGENT_EXPORTS as readonly string[]).includes(n))) {
+    problems.push(`Module exports none of ${AGENT_EXPORTS.join(", ")}`);
+  }
+  return {
+    sha256,
+    size,
+    exports: exps.map((e) => e.name),
+    imports: imps.map((i) => `${i.module}.${i.name}`),
+    hostFunctions,
+    abiProblems: problems,
+  };
+}
+
+/**
+ * Statically inspects a module (no instantiation). Throws `invalid_module` only when the
+ * bytes are not WebAssembly; ABI problems are listed in `abiProblems`.
+ */
+export async function inspectModule(bytes: Uint8Array): Promise<ModuleInfo> {
+  const module = await compileModule(bytes);
+  return describeModule(module, await sha256Hex(bytes), bytes.length);
+}
+
+/**
+ * Throws `invalid_module` for ABI problems that make the module unloadable and
+ * `capability_denied` for host functions `grants` cannot allow.
+ */
+export function checkLoadable(info: ModuleInfo, grants: Grants): void {
+  // Exporting none of the agent entry points is tolerated for generic Extism plugins that
+  // tests and `plugin run --call` drive; everything else is fatal.
+  const fatal = info.abiProblems.filter((p) => !p.startsWith("Module exports none of"));
+  if (fatal.length > 0) throw new SandboxError("invalid_module", fatal.join("; "));
+  const denied = info.hostFunctions.filter((fn) => !HOST_FUNCTIONS[fn]!(grants));
+  if (denied.length > 0) {
+    throw new SandboxError(
+      "capability_denied",
+      `Module imports host functions its grants do not allow: ${denied.join(", ")}`,
+    );
+  }
+}

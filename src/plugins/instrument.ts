@@ -1,0 +1,191 @@
+/**
+ * Load-time instrumentation of agent modules with `binaryen`: fuel metering and a memory cap.
+ *
+ * Fuel: binaryen's `log-execution` pass inserts a call at every function entry, loop header
+ * and return; we turn that call target into an internal function that decrements the
+ * exported mutable i64 global {@linkcode FUEL_GLOBAL} and traps (`unreachable`) once it goes
+ * negative, then inline it. A trap with a negative counter is reported as `fuel_exhausted`.
+ *
+ * Memory: the memory section's maximum is rewritten to the cap so `memory.grow` past it
+ * fails inside the engine (returns -1) instead of growing the host.
+ *
+ * @module
+ */
+import binaryen from "binaryen";
+import { FUEL_GLOBAL } from "./protocol.ts";
+import { SandboxError } from "./types.ts";
+
+export { FUEL_GLOBAL };
+
+const FUEL_FN = "log_execution";
+
+/** Options for {@linkcode instrumentModule}. */
+export interface InstrumentOptions {
+  /** Linear memory cap in 64 KiB pages. */
+  maxPages: number;
+  /** Inject fuel metering. @default {true} */
+  fuel?: boolean;
+}
+
+/**
+ * Returns an instrumented copy of `wasm`. Throws `SandboxError("invalid_module")` when
+ * binaryen cannot read or validate it and `SandboxError("memory_limit")` when its initial
+ * memory already exceeds the cap.
+ */
+export function instrumentModule(wasm: Uint8Array, options: InstrumentOptions): Uint8Array {
+  let out: Uint8Array;
+  if (options.fuel === false) {
+    out = wasm;
+  } else {
+    let mod: binaryen.Module;
+    try {
+      mod = binaryen.readBinary(wasm);
+    } catch (err) {
+      throw new SandboxError("invalid_module", `Module cannot be read: ${errText(err)}`, {
+        cause: err,
+      });
+    }
+    try {
+      // Features engines ship by default; `All` would emit encodings V8 rejects (compact imports).
+      const F = binaryen.Features;
+      mod.setFeatures(
+        F.MVP | F.MutableGlobals | F.NontrappingFPToInt | F.SignExt | F.BulkMemory | F.SIMD128 |
+          F.Multivalue | F.ReferenceTypes | F.TailCall,
+      );
+      if (hasGlobal(mod, FUEL_GLOBAL)) {
+        throw new SandboxError("invalid_module", `Module defines reserved name: "${FUEL_GLOBAL}"`);
+      }
+      if (hasFunction(mod, FUEL_FN)) {
+        throw new SandboxError("invalid_module", `Module defines reserved name: "${FUEL_FN}"`);
+      }
+      mod.runPasses(["log-execution"]);
+      mod.removeFunction(FUEL_FN);
+      mod.addGlobal(FUEL_GLOBAL, binaryen.i64, true, mod.i64.const(0n as unknown as number));
+      mod.addGlobalExport(FUEL_GLOBAL, FUEL_GLOBAL);
+      // fuel -= 1; if (fuel < 0) unreachable
+      const body = mod.block(null, [
+        mod.global.set(
+          FUEL_GLOBAL,
+          mod.i64.sub(
+            mod.global.get(FUEL_GLOBAL, binaryen.i64),
+            mod.i64.const(1n as unknown as number),
+          ),
+        ),
+        mod.if(
+          mod.i64.lt_s(
+            mod.global.get(FUEL_GLOBAL, binaryen.i64),
+            mod.i64.const(0n as unknown as number),
+          ),
+          mod.unreachable(),
+        ),
+      ]);
+      mod.addFunction(FUEL_FN, binaryen.i32, binaryen.none, [], body);
+      binaryen.setAlwaysInlineMaxSize(32);
+      mod.runPasses(["inlining", "vacuum"]);
+      out = mod.emitBinary();
+    } catch (err) {
+      if (err instanceof SandboxError) throw err;
+      throw new SandboxError("invalid_module", `Module cannot be instrumented: ${errText(err)}`, {
+        cause: err,
+      });
+    } finally {
+      mod.dispose();
+    }
+  }
+  return capMemory(out, options.maxPages);
+}
+
+function hasGlobal(mod: binaryen.Module, name: string): boolean {
+  for (let i = 0; i < mod.getNumGlobals(); i++) {
+    if (binaryen.getGlobalInfo(mod.getGlobalByIndex(i)).name === name) return true;
+  }
+  for (let i = 0; i < mod.getNumExports(); i++) {
+    if (binaryen.getExportInfo(mod.getExportByIndex(i)).name === name) return true;
+  }
+  return false;
+}
+
+function hasFunction(mod: binaryen.Module, name: string): boolean {
+  for (let i = 0; i < mod.getNumFunctions(); i++) {
+    if (binaryen.getFunctionInfo(mod.getFunctionByIndex(i)).name === name) return true;
+  }
+  return false;
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+// --- memory section rewrite -------------------------------------------------------------
+
+function readLeb(bytes: Uint8Array, pos: number): [number, number] {
+  let result = 0;
+  let shift = 0;
+  for (;;) {
+    const b = bytes[pos++];
+    if (b === undefined) throw new SandboxError("invalid_module", "Module is truncated");
+    result += (b & 0x7f) * 2 ** shift;
+    shift += 7;
+    if ((b & 0x80) === 0) return [result, pos];
+    if (shift > 35) throw new SandboxError("invalid_module", "Module has a malformed LEB128");
+  }
+}
+
+function leb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+/**
+ * Rewrites the memory section so every defined memory has `maximum ≤ maxPages`.
+ * Throws `memory_limit` when a memory's initial size exceeds the cap.
+ */
+export function capMemory(wasm: Uint8Array, maxPages: number): Uint8Array {
+  let pos = 8;
+  while (pos < wasm.length) {
+    const id = wasm[pos]!;
+    const [size, bodyStart] = readLeb(wasm, pos + 1);
+    const bodyEnd = bodyStart + size;
+    if (id === 5) {
+      let p = bodyStart;
+      const [count, p1] = readLeb(wasm, p);
+      p = p1;
+      const body: number[] = [...leb(count)];
+      for (let i = 0; i < count; i++) {
+        const flags = wasm[p++]!;
+        if (flags & ~0x01) {
+          throw new SandboxError("invalid_module", "Shared or 64-bit memories are not supported");
+        }
+        const [min, p2] = readLeb(wasm, p);
+        p = p2;
+        let max = maxPages;
+        if (flags & 1) {
+          const [m, p3] = readLeb(wasm, p);
+          p = p3;
+          max = Math.min(m, maxPages);
+        }
+        if (min > maxPages) {
+          throw new SandboxError(
+            "memory_limit",
+            `Module needs ${min} initial memory pages, the limit is ${maxPages}`,
+          );
+        }
+        body.push(0x01, ...leb(min), ...leb(max));
+      }
+      const section = [5, ...leb(body.length), ...body];
+      const result = new Uint8Array(wasm.length - (bodyEnd - pos) + section.length);
+      result.set(wasm.subarray(0, pos), 0);
+      result.set(section, pos);
+      result.set(wasm.subarray(bodyEnd), pos + section.length);
+      return result;
+    }
+    pos = bodyEnd;
+  }
+  return wasm;
+}

@@ -1,0 +1,26 @@
+/**
+ * The WASM agent sandbox (DESIGN §5): load, instrument and run Extism agents with only
+ * the capabilities their grants allow.
+ *
+ * @module
+ */
+export { createSandbox } from "./sandbox.ts";
+export { checkLoadable, HOST_FUNCTIONS, inspectModule, sha256Hex } from "./abi.ts";
+export { createPrintingServices } from "./printing_services.ts";
+export { HostCallError, HostErrorCode, kvKeyAllowed } from "./host_functions.ts";
+export { capMemory, FUEL_GLOBAL, instrumentModule } from "./instrument.ts";
+export { globToRegExp, matchesAny } from "./paths.ts";
+export { openStateStore } from "./state.ts";
+export {
+  isPluginError,
+  isSandboxError,
+  PluginError,
+  SandboxError,
+  SandboxErrorCode,
+} from "./types.ts";
+
+export type { PrintingServicesOptions } from "./printing_services.ts";
+export type { InstrumentOptions } from "./instrument.ts";
+export type { StateStore } from "./state.ts";
+export type { HostCallContext } from "./host_functions.ts";
+export type { AgentPlugin, LoadOptions, ModuleInfo, Sandbox, SandboxOptions } from "./types.ts";

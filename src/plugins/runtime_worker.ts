@@ -1,0 +1,283 @@
+/**
+ * A runtime thread: hosts many in-thread Extism plugins. Host functions block on
+ * `Atomics.wait` until the main thread writes the reply into the shared buffer, bounded by
+ * the call's deadline; runaway code stops itself through the injected fuel counter.
+ *
+ * @module
+ */
+import createPlugin, { type CallContext, type Plugin } from "@extism/extism";
+import {
+  type FromWorker,
+  FUEL_GLOBAL,
+  SAB_DATA_BYTES,
+  SAB_HEADER,
+  SAB_LEN,
+  SAB_SEQ,
+  SAB_STATE,
+  SAB_WAITING,
+  type ToWorker,
+  type WorkerFailure,
+} from "./protocol.ts";
+
+interface WorkerScope {
+  onmessage: ((ev: MessageEvent<ToWorker>) => void) | null;
+  postMessage(msg: FromWorker, transfer?: Transferable[]): void;
+}
+const scope = globalThis as unknown as WorkerScope;
+
+/** A stop raised inside a host/kernel function, carried out through the wasm frames. */
+class Stop extends Error {
+  override name = "Stop";
+  constructor(readonly failure: WorkerFailure) {
+    super(failure.message);
+  }
+}
+
+interface Hosted {
+  key: number;
+  name: string;
+  module: WebAssembly.Module;
+  hostFunctions: string[];
+  maxPages: number;
+  plugin: Plugin;
+  fuel: WebAssembly.Global;
+  memory: WebAssembly.Memory;
+  /** Per-call state read by host/kernel functions. */
+  call: { deadline: number; memBytes: number; allocated: number };
+}
+
+let ctrl: Int32Array | null = null;
+let data: Uint8Array | null = null;
+let hostSeq = 0;
+const plugins = new Map<number, Hosted>();
+const decoder = new TextDecoder();
+
+function post(msg: FromWorker, transfer?: Transferable[]): void {
+  scope.postMessage(msg, transfer);
+}
+
+/** Forwards `fn(input)` to the main thread and blocks until it answers or the deadline passes. */
+function hostCall(h: Hosted, fn: string, input: string): string {
+  if (!ctrl || !data) {
+    throw new Stop({ code: "internal", message: "Runtime thread not initialised" });
+  }
+  const seq = ++hostSeq;
+  Atomics.store(ctrl, SAB_STATE, 0);
+  Atomics.store(ctrl, SAB_WAITING, seq);
+  post({ t: "host", seq, key: h.key, fn, input });
+  for (;;) {
+    const remaining = h.call.deadline - Date.now();
+    if (remaining <= 0) {
+      Atomics.store(ctrl, SAB_WAITING, 0);
+      throw new Stop({
+        code: "timeout",
+        message: `Call exceeded its deadline while waiting for host function "${fn}"`,
+      });
+    }
+    Atomics.wait(ctrl, SAB_STATE, 0, remaining);
+    if (Atomics.load(ctrl, SAB_STATE) === 1) {
+      if (Atomics.load(ctrl, SAB_SEQ) === seq) break;
+      Atomics.store(ctrl, SAB_STATE, 0); // a late reply to an abandoned call
+    }
+  }
+  Atomics.store(ctrl, SAB_WAITING, 0);
+  const len = Atomics.load(ctrl, SAB_LEN);
+  return decoder.decode(data.subarray(0, Math.min(len, SAB_DATA_BYTES)));
+}
+
+function logFromPlugin(h: Hosted, input: string): string {
+  let level = "info";
+  let msg = input;
+  let fields: Record<string, unknown> | undefined;
+  try {
+    const v = JSON.parse(input) as { level?: unknown; msg?: unknown; fields?: unknown };
+    if (typeof v.level === "string") level = v.level;
+    if (typeof v.msg === "string") msg = v.msg;
+    if (v.fields && typeof v.fields === "object") fields = v.fields as Record<string, unknown>;
+  } catch {
+    // not JSON: log the raw text
+  }
+  post({ t: "log", key: h.key, level, msg, ...(fields ? { fields } : {}) });
+  return "{}";
+}
+
+async function instantiate(h: Omit<Hosted, "plugin" | "fuel" | "memory">): Promise<Hosted> {
+  const partial = h as Hosted;
+  const user: Record<string, (ctx: CallContext, addr: bigint) => bigint> = {};
+  for (const fn of h.hostFunctions) {
+    user[fn] = (ctx, addr) => {
+      const input = ctx.read(addr)?.text() ?? "";
+      const out = fn === "mr_log" ? logFromPlugin(partial, input) : hostCall(partial, fn, input);
+      return ctx.store(out);
+    };
+  }
+  const kernelLog = (level: string) => (msg: string) =>
+    post({ t: "log", key: h.key, level, msg: String(msg) });
+  const plugin = await createPlugin({ wasm: [{ module: h.module }] }, {
+    useWasi: false,
+    runInWorker: false,
+    logger: {
+      info: kernelLog("info"),
+      debug: kernelLog("debug"),
+      warn: kernelLog("warn"),
+      error: kernelLog("error"),
+    } as unknown as NonNullable<NonNullable<Parameters<typeof createPlugin>[1]>["logger"]>,
+    functions: {
+      "extism:host/user": user,
+      // Cap what the plugin allocates through the kernel per call (host-side memory).
+      "extism:host/env": {
+        alloc: (ctx: CallContext, n: bigint) => {
+          const size = Number(n);
+          partial.call.allocated += size;
+          if (partial.call.allocated > partial.call.memBytes) {
+            throw new Stop({
+              code: "memory_limit",
+              message: `Plugin allocated more than ${partial.call.memBytes} bytes of Extism memory`,
+            });
+          }
+          return ctx.alloc(size);
+        },
+      },
+    },
+  });
+  const instance = await plugin.getInstance();
+  const fuel = instance.exports[FUEL_GLOBAL];
+  const memory = instance.exports["memory"];
+  if (!(fuel instanceof WebAssembly.Global) || !(memory instanceof WebAssembly.Memory)) {
+    await plugin.close();
+    throw new Stop({ code: "invalid_module", message: "Instrumented module lacks fuel or memory" });
+  }
+  partial.plugin = plugin;
+  partial.fuel = fuel;
+  partial.memory = memory;
+  return partial;
+}
+
+function classify(
+  h: Hosted,
+  err: unknown,
+  fn: string,
+): { failure: WorkerFailure; broken: boolean } {
+  if (err instanceof Stop) return { failure: err.failure, broken: true };
+  const msg = err instanceof Error ? err.message : String(err);
+  if (err instanceof RangeError && /call stack/i.test(msg)) {
+    return { failure: { code: "trap", message: `Stack overflow in "${fn}"` }, broken: true };
+  }
+  if (err instanceof WebAssembly.RuntimeError) {
+    if ((h.fuel.value as bigint) < 0n) {
+      return {
+        failure: { code: "fuel_exhausted", message: `Call to "${fn}" ran out of fuel` },
+        broken: true,
+      };
+    }
+    if (h.memory.buffer.byteLength >= h.maxPages * 65536) {
+      return {
+        failure: {
+          code: "memory_limit",
+          message: `Call to "${fn}" trapped at the memory cap (${h.maxPages} pages): ${msg}`,
+        },
+        broken: true,
+      };
+    }
+    return { failure: { code: "trap", message: `Call to "${fn}" trapped: ${msg}` }, broken: true };
+  }
+  if (msg.startsWith("Plugin-originated error: ")) {
+    return {
+      failure: { code: "plugin_error", message: msg.slice("Plugin-originated error: ".length) },
+      broken: false,
+    };
+  }
+  return { failure: { code: "trap", message: `Call to "${fn}" failed: ${msg}` }, broken: true };
+}
+
+async function handleCall(msg: Extract<ToWorker, { t: "call" }>): Promise<void> {
+  let h = plugins.get(msg.key);
+  if (!h) {
+    post({ t: "fail", id: msg.id, failure: { code: "internal", message: "Plugin is not loaded" } });
+    return;
+  }
+  h.call.deadline = msg.deadline;
+  h.call.memBytes = msg.memBytes;
+  h.call.allocated = 0;
+  h.fuel.value = BigInt(msg.fuel);
+  try {
+    const out = await h.plugin.call(msg.fn, msg.input ?? undefined);
+    const bytes = out ? out.bytes() : new Uint8Array();
+    const len = bytes.byteLength;
+    if (len > msg.outputMax) {
+      post({
+        t: "fail",
+        id: msg.id,
+        failure: {
+          code: "output_too_large",
+          message: `Output of "${msg.fn}" is ${len} bytes, the limit is ${msg.outputMax}`,
+        },
+      });
+      return;
+    }
+    const copy = bytes.slice();
+    post({ t: "done", id: msg.id, output: copy }, [copy.buffer]);
+  } catch (err) {
+    const { failure, broken } = classify(h, err, msg.fn);
+    if (broken) {
+      // A trap can leave globals/stack pointers inconsistent: start from a fresh instance.
+      try {
+        await h.plugin.close();
+        h = await instantiate({ ...h, call: { deadline: 0, memBytes: 0, allocated: 0 } });
+        plugins.set(msg.key, h);
+      } catch (e) {
+        plugins.delete(msg.key);
+        failure.message += `; re-instantiation failed: ${e instanceof Error ? e.message : e}`;
+      }
+    }
+    post({ t: "fail", id: msg.id, failure });
+  } finally {
+    await h.plugin.reset();
+  }
+}
+
+async function handleLoad(msg: Extract<ToWorker, { t: "load" }>): Promise<void> {
+  try {
+    const module = await WebAssembly.compile(msg.bytes as Uint8Array<ArrayBuffer>);
+    const h = await instantiate({
+      key: msg.key,
+      name: msg.name,
+      module,
+      hostFunctions: msg.hostFunctions,
+      maxPages: msg.maxPages,
+      call: { deadline: Date.now() + 60_000, memBytes: Number.MAX_SAFE_INTEGER, allocated: 0 },
+    });
+    plugins.set(msg.key, h);
+    const exports = WebAssembly.Module.exports(module).filter((e) => e.kind === "function")
+      .map((e) => e.name);
+    post({ t: "done", id: msg.id, exports });
+  } catch (err) {
+    const failure = err instanceof Stop
+      ? err.failure
+      : { code: "invalid_module" as const, message: `Module cannot be instantiated: ${err}` };
+    post({ t: "fail", id: msg.id, failure });
+  }
+}
+
+// Calls run one at a time per thread (a thread is one JS stack); queue them.
+let chain: Promise<void> = Promise.resolve();
+scope.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const msg = ev.data;
+  if (msg.t === "init") {
+    ctrl = new Int32Array(msg.sab, 0, SAB_HEADER / 4);
+    data = new Uint8Array(msg.sab, SAB_HEADER);
+    return;
+  }
+  chain = chain.then(async () => {
+    if (msg.t === "load") await handleLoad(msg);
+    else if (msg.t === "call") await handleCall(msg);
+    else if (msg.t === "unload") {
+      const h = plugins.get(msg.key);
+      plugins.delete(msg.key);
+      await h?.plugin.close();
+      post({ t: "done", id: msg.id });
+    }
+  }).catch((err) => {
+    post({ t: "log", key: -1, level: "error", msg: `Runtime thread error: ${err}` });
+  });
+};

@@ -1,0 +1,405 @@
+/**
+ * The sandbox: a pool of runtime threads hosting many instrumented plugins, with host
+ * functions answered on the main thread through a SharedArrayBuffer.
+ *
+ * @module
+ */
+import { grantsSchema, type Limits, limitsSchema } from "../desired/spec.ts";
+import type { Logger } from "../log/logger.ts";
+import { checkLoadable, compileModule, describeModule, sha256Hex } from "./abi.ts";
+import { type HostCallContext, runHostFunction } from "./host_functions.ts";
+import { instrumentModule } from "./instrument.ts";
+import {
+  type FromWorker,
+  SAB_DATA_BYTES,
+  SAB_HEADER,
+  SAB_LEN,
+  SAB_SEQ,
+  SAB_STATE,
+  SAB_WAITING,
+  type ToWorker,
+  type WorkerFailure,
+} from "./protocol.ts";
+import { openStateStore, type StateStore } from "./state.ts";
+import {
+  type AgentPlugin,
+  type LoadOptions,
+  type ModuleInfo,
+  PluginError,
+  type Sandbox,
+  SandboxError,
+  type SandboxOptions,
+} from "./types.ts";
+
+const encoder = new TextEncoder();
+/** Extra time the main thread grants a runtime thread past a call's deadline before giving up on it. */
+const WATCHDOG_GRACE_MS = 1_000;
+
+interface Pending {
+  resolve(msg: Extract<FromWorker, { t: "done" }>): void;
+  reject(err: Error): void;
+}
+
+interface PluginEntry {
+  key: number;
+  name: string;
+  ctx: HostCallContext;
+  bytes: Uint8Array;
+  hostFunctions: string[];
+  maxPages: number;
+  thread: RuntimeThread;
+  abort: AbortController;
+}
+
+class RuntimeThread {
+  readonly worker: Worker;
+  readonly ctrl: Int32Array;
+  readonly data: Uint8Array;
+  readonly pending = new Map<number, Pending>();
+  readonly plugins = new Set<number>();
+  dead = false;
+
+  constructor(private readonly sandbox: SandboxImpl) {
+    const sab = new SharedArrayBuffer(SAB_HEADER + SAB_DATA_BYTES);
+    this.ctrl = new Int32Array(sab, 0, SAB_HEADER / 4);
+    this.data = new Uint8Array(sab, SAB_HEADER);
+    this.worker = new Worker(new URL("./runtime_worker.ts", import.meta.url), { type: "module" });
+    this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.#onMessage(ev.data);
+    this.worker.onerror = (ev) => {
+      ev.preventDefault();
+      this.sandbox.logger.error("runtime thread crashed", { err: ev.message });
+      this.kill(new Error(`Runtime thread crashed: ${ev.message}`));
+    };
+    this.post({ t: "init", sab });
+  }
+
+  post(msg: ToWorker, transfer: Transferable[] = []): void {
+    this.worker.postMessage(msg, transfer);
+  }
+
+  request(msg: ToWorker & { id: number }, transfer: Transferable[] = []): Promise<
+    Extract<FromWorker, { t: "done" }>
+  > {
+    return new Promise((resolve, reject) => {
+      if (this.dead) {
+        reject(new SandboxError("trap", "Runtime thread is gone"));
+        return;
+      }
+      this.pending.set(msg.id, { resolve, reject });
+      this.post(msg, transfer);
+    });
+  }
+
+  kill(reason: Error): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.worker.terminate();
+    for (const p of this.pending.values()) p.reject(reason);
+    this.pending.clear();
+  }
+
+  #onMessage(msg: FromWorker): void {
+    switch (msg.t) {
+      case "done": {
+        const p = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        p?.resolve(msg);
+        return;
+      }
+      case "fail": {
+        const p = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        p?.reject(toError(msg.failure));
+        return;
+      }
+      case "log": {
+        const entry = this.sandbox.entries.get(msg.key);
+        const level = ["debug", "info", "warn", "error"].includes(msg.level)
+          ? msg.level as "info"
+          : "info";
+        this.sandbox.logger[level](msg.msg, { agent: entry?.name, ...(msg.fields ?? {}) });
+        return;
+      }
+      case "host":
+        void this.#answerHost(msg);
+        return;
+    }
+  }
+
+  async #answerHost(msg: Extract<FromWorker, { t: "host" }>): Promise<void> {
+    const entry = this.sandbox.entries.get(msg.key);
+    const reply = entry
+      ? await runHostFunction(entry.ctx, msg.fn, msg.input)
+      : JSON.stringify({ error: { code: "unavailable", message: "Plugin is closed" } });
+    if (Atomics.load(this.ctrl, SAB_WAITING) !== msg.seq) return; // the call gave up waiting
+    let bytes = encoder.encode(reply);
+    if (bytes.length > SAB_DATA_BYTES) {
+      bytes = encoder.encode(JSON.stringify({
+        error: { code: "io_error", message: `Host reply larger than ${SAB_DATA_BYTES} bytes` },
+      }));
+    }
+    this.data.set(bytes, 0);
+    Atomics.store(this.ctrl, SAB_LEN, bytes.length);
+    Atomics.store(this.ctrl, SAB_SEQ, msg.seq);
+    Atomics.store(this.ctrl, SAB_STATE, 1);
+    Atomics.notify(this.ctrl, SAB_STATE);
+  }
+}
+
+function toError(f: WorkerFailure): Error {
+  if (f.code === "plugin_error") return new PluginError(f.message);
+  if (f.code === "internal") return new SandboxError("trap", f.message);
+  return new SandboxError(f.code, f.message);
+}
+
+class SandboxImpl implements Sandbox {
+  readonly logger: Logger;
+  readonly entries = new Map<number, PluginEntry>();
+  threads: RuntimeThread[] = [];
+  #nextId = 1;
+  #state: StateStore | null = null;
+  #closed = false;
+
+  constructor(readonly options: SandboxOptions) {
+    this.logger = options.logger;
+    const n = Math.max(1, Math.floor(options.threads ?? 1));
+    for (let i = 0; i < n; i++) this.threads.push(new RuntimeThread(this));
+  }
+
+  nextId(): number {
+    return this.#nextId++;
+  }
+
+  state = (): StateStore => {
+    this.#state ??= openStateStore(this.options.stateDir);
+    return this.#state;
+  };
+
+  #pickThread(): RuntimeThread {
+    let best = this.threads[0]!;
+    for (const t of this.threads) if (t.plugins.size < best.plugins.size) best = t;
+    return best;
+  }
+
+  /** Replaces a runtime thread stuck past a deadline and reloads its plugins elsewhere. */
+  async replaceThread(stuck: RuntimeThread): Promise<void> {
+    const idx = this.threads.indexOf(stuck);
+    if (idx < 0) return;
+    stuck.kill(new SandboxError("timeout", "Runtime thread stopped after a stuck call"));
+    const fresh = new RuntimeThread(this);
+    this.threads[idx] = fresh;
+    for (const key of stuck.plugins) {
+      const entry = this.entries.get(key);
+      if (!entry) continue;
+      entry.thread = fresh;
+      fresh.plugins.add(key);
+      await this.loadInto(entry).catch((err) =>
+        this.logger.error("plugin reload failed", { agent: entry.name, err })
+      );
+    }
+  }
+
+  async loadInto(entry: PluginEntry): Promise<string[]> {
+    const copy = entry.bytes.slice();
+    const done = await entry.thread.request({
+      t: "load",
+      id: this.nextId(),
+      key: entry.key,
+      name: entry.name,
+      bytes: copy,
+      hostFunctions: entry.hostFunctions,
+      maxPages: entry.maxPages,
+    }, [copy.buffer]);
+    return done.exports ?? [];
+  }
+
+  async load(wasm: Uint8Array, options: LoadOptions): Promise<AgentPlugin> {
+    if (this.#closed) throw new Error("Sandbox is closed");
+    const grants = grantsSchema.parse(options.grants ?? {});
+    const limits = limitsSchema.parse(options.limits ?? {});
+    const module = await compileModule(wasm);
+    const info = describeModule(module, await sha256Hex(wasm), wasm.length);
+    checkLoadable(info, grants);
+    const maxPages = limits.memory_mb * 16;
+    const bytes = instrumentModule(wasm, { maxPages });
+    const key = this.nextId();
+    const abort = new AbortController();
+    const entry: PluginEntry = {
+      key,
+      name: options.name,
+      bytes,
+      hostFunctions: info.hostFunctions,
+      maxPages,
+      thread: this.#pickThread(),
+      abort,
+      ctx: {
+        agent: options.name,
+        grants,
+        services: this.options.services,
+        logger: this.logger,
+        state: this.state,
+        signal: abort.signal,
+        deadline: 0,
+      },
+    };
+    this.entries.set(key, entry);
+    entry.thread.plugins.add(key);
+    let exports: string[];
+    try {
+      exports = await this.loadInto(entry);
+    } catch (err) {
+      this.entries.delete(key);
+      entry.thread.plugins.delete(key);
+      throw err;
+    }
+    return new PluginHandle(this, entry, info, limits, new Set(exports));
+  }
+
+  unload(entry: PluginEntry): Promise<void> {
+    entry.abort.abort();
+    this.entries.delete(entry.key);
+    entry.thread.plugins.delete(entry.key);
+    if (entry.thread.dead) return Promise.resolve();
+    return entry.thread.request({ t: "unload", id: this.nextId(), key: entry.key }).then(
+      () => {},
+      () => {},
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const e of this.entries.values()) e.abort.abort();
+    this.entries.clear();
+    for (const t of this.threads) t.kill(new SandboxError("trap", "Sandbox closed"));
+    this.#state?.close();
+    this.#state = null;
+    await Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+class PluginHandle implements AgentPlugin {
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  constructor(
+    private readonly sandbox: SandboxImpl,
+    private readonly entry: PluginEntry,
+    readonly info: ModuleInfo,
+    readonly limits: Limits,
+    private readonly exportSet: Set<string>,
+  ) {}
+
+  get name(): string {
+    return this.entry.name;
+  }
+
+  has(fn: string): boolean {
+    return this.exportSet.has(fn);
+  }
+
+  call(fn: string, input?: Uint8Array | string): Promise<Uint8Array> {
+    const run = this.#queue.then(() => this.#callNow(fn, input), () => this.#callNow(fn, input));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async callJson<T = unknown>(fn: string, input?: unknown): Promise<T> {
+    const out = await this.call(fn, input === undefined ? undefined : JSON.stringify(input));
+    if (out.length === 0) return null as T;
+    const text = new TextDecoder().decode(out);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new PluginError(`Output of "${fn}" is not JSON: ${text.slice(0, 200)}`);
+    }
+  }
+
+  async #callNow(fn: string, input?: Uint8Array | string): Promise<Uint8Array> {
+    if (this.#closed) throw new Error(`Plugin "${this.name}" is closed`);
+    if (!this.exportSet.has(fn)) {
+      throw new TypeError(`Plugin "${this.name}" does not export function: "${fn}"`);
+    }
+    const bytes = input === undefined
+      ? null
+      : typeof input === "string"
+      ? encoder.encode(input)
+      : input.slice();
+    const limits = this.limits;
+    const deadline = Date.now() + limits.timeout_ms;
+    const callAbort = new AbortController();
+    const entry = this.entry;
+    entry.ctx = {
+      ...entry.ctx,
+      deadline,
+      signal: AbortSignal.any([entry.abort.signal, callAbort.signal]),
+    };
+    const thread = entry.thread;
+    const id = this.sandbox.nextId();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const watchdog = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new SandboxError(
+            "timeout",
+            `Call to "${fn}" exceeded ${limits.timeout_ms} ms and its thread did not stop`,
+          ),
+        );
+        thread.pending.delete(id);
+        void this.sandbox.replaceThread(thread);
+      }, limits.timeout_ms + WATCHDOG_GRACE_MS);
+    });
+    try {
+      const done = await Promise.race([
+        thread.request({
+          t: "call",
+          id,
+          key: entry.key,
+          fn,
+          input: bytes,
+          fuel: limits.fuel,
+          deadline,
+          outputMax: limits.output_max_bytes,
+          memBytes: limits.memory_mb * 1024 * 1024,
+        }, bytes ? [bytes.buffer] : []),
+        watchdog,
+      ]);
+      return done.output ?? new Uint8Array();
+    } catch (err) {
+      if (err instanceof SandboxError && err.code === "trap" && Date.now() >= deadline) {
+        throw new SandboxError("timeout", `Call to "${fn}" exceeded ${limits.timeout_ms} ms`, {
+          cause: err,
+        });
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      callAbort.abort();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue;
+    await this.sandbox.unload(this.entry);
+  }
+}
+
+/**
+ * Creates a sandbox: `threads` runtime threads (default 1) hosting the plugins it loads.
+ *
+ * @example
+ * ```ts
+ * await using sandbox = await createSandbox({ stateDir: "/var/lib/mr", services, logger });
+ * const agent = await sandbox.load(wasm, { name: "disk-watch", grants, limits });
+ * const result = await agent.callJson("mr_reconcile", { trigger: { kind: "start" } });
+ * ```
+ */
+export function createSandbox(options: SandboxOptions): Promise<Sandbox> {
+  return Promise.resolve(new SandboxImpl(options));
+}
