@@ -18,7 +18,17 @@ export {
   parseSpec,
   specSchema,
 } from "./desired/spec.ts";
-export { isSandboxError, SandboxError, SandboxErrorCode } from "./plugins/types.ts";
+export {
+  createPrintingServices,
+  createSandbox,
+  HostCallError,
+  inspectModule,
+  isPluginError,
+  isSandboxError,
+  PluginError,
+  SandboxError,
+  SandboxErrorCode,
+} from "./plugins/mod.ts";
 export { formatDuration, parseDuration } from "./util/duration.ts";
 export { ulid } from "./util/ulid.ts";
 
