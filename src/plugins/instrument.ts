@@ -18,6 +18,12 @@ import { SandboxError } from "./types.ts";
 export { FUEL_GLOBAL };
 
 const FUEL_FN = "log_execution";
+const TICK_FN = "__mr_tick";
+/** Import through which metered code asks the runtime whether the call's deadline passed. */
+export const TICK_MODULE = "mr:sandbox";
+export const TICK_NAME = "tick";
+/** The deadline is checked once every 2^20 fuel units (about a millisecond of tight loop). */
+const TICK_MASK = (1n << 20n) - 1n;
 
 /** Options for {@linkcode instrumentModule}. */
 export interface InstrumentOptions {
@@ -55,29 +61,26 @@ export function instrumentModule(wasm: Uint8Array, options: InstrumentOptions): 
       if (hasGlobal(mod, FUEL_GLOBAL)) {
         throw new SandboxError("invalid_module", `Module defines reserved name: "${FUEL_GLOBAL}"`);
       }
-      if (hasFunction(mod, FUEL_FN)) {
+      if (hasFunction(mod, FUEL_FN) || hasFunction(mod, TICK_FN)) {
         throw new SandboxError("invalid_module", `Module defines reserved name: "${FUEL_FN}"`);
       }
       mod.runPasses(["log-execution"]);
       mod.removeFunction(FUEL_FN);
       mod.addGlobal(FUEL_GLOBAL, binaryen.i64, true, mod.i64.const(0n as unknown as number));
       mod.addGlobalExport(FUEL_GLOBAL, FUEL_GLOBAL);
-      // fuel -= 1; if (fuel < 0) unreachable
+      mod.addFunctionImport(TICK_FN, TICK_MODULE, TICK_NAME, binaryen.none, binaryen.i32);
+      const fuel = () => mod.global.get(FUEL_GLOBAL, binaryen.i64);
+      const i64 = (n: bigint) => mod.i64.const(n as unknown as number);
+      // fuel -= 1;
+      // if ((fuel & TICK_MASK) == 0 && tick()) unreachable   (deadline passed)
+      // if (fuel < 0) unreachable                              (fuel exhausted)
       const body = mod.block(null, [
-        mod.global.set(
-          FUEL_GLOBAL,
-          mod.i64.sub(
-            mod.global.get(FUEL_GLOBAL, binaryen.i64),
-            mod.i64.const(1n as unknown as number),
-          ),
-        ),
+        mod.global.set(FUEL_GLOBAL, mod.i64.sub(fuel(), i64(1n))),
         mod.if(
-          mod.i64.lt_s(
-            mod.global.get(FUEL_GLOBAL, binaryen.i64),
-            mod.i64.const(0n as unknown as number),
-          ),
-          mod.unreachable(),
+          mod.i64.eqz(mod.i64.and(fuel(), i64(TICK_MASK))),
+          mod.if(mod.call(TICK_FN, [], binaryen.i32), mod.unreachable()),
         ),
+        mod.if(mod.i64.lt_s(fuel(), i64(0n)), mod.unreachable()),
       ]);
       mod.addFunction(FUEL_FN, binaryen.i32, binaryen.none, [], body);
       binaryen.setAlwaysInlineMaxSize(32);

@@ -43,7 +43,7 @@ interface Hosted {
   fuel: WebAssembly.Global;
   memory: WebAssembly.Memory;
   /** Per-call state read by host/kernel functions. */
-  call: { deadline: number; memBytes: number; allocated: number };
+  call: { deadline: number; memBytes: number; allocated: number; timedOut: boolean };
 }
 
 let ctrl: Int32Array | null = null;
@@ -124,6 +124,14 @@ async function instantiate(h: Omit<Hosted, "plugin" | "fuel" | "memory">): Promi
     } as unknown as NonNullable<NonNullable<Parameters<typeof createPlugin>[1]>["logger"]>,
     functions: {
       "extism:host/user": user,
+      // Metered code asks every 2^20 fuel units whether the deadline passed (1 = stop).
+      "mr:sandbox": {
+        tick: () => {
+          if (Date.now() < partial.call.deadline) return 0;
+          partial.call.timedOut = true;
+          return 1;
+        },
+      },
       // Cap what the plugin allocates through the kernel per call (host-side memory).
       "extism:host/env": {
         alloc: (ctx: CallContext, n: bigint) => {
@@ -164,6 +172,12 @@ function classify(
     return { failure: { code: "trap", message: `Stack overflow in "${fn}"` }, broken: true };
   }
   if (err instanceof WebAssembly.RuntimeError) {
+    if (h.call.timedOut) {
+      return {
+        failure: { code: "timeout", message: `Call to "${fn}" exceeded its deadline` },
+        broken: true,
+      };
+    }
     if ((h.fuel.value as bigint) < 0n) {
       return {
         failure: { code: "fuel_exhausted", message: `Call to "${fn}" ran out of fuel` },
@@ -199,6 +213,7 @@ async function handleCall(msg: Extract<ToWorker, { t: "call" }>): Promise<void> 
   h.call.deadline = msg.deadline;
   h.call.memBytes = msg.memBytes;
   h.call.allocated = 0;
+  h.call.timedOut = false;
   h.fuel.value = BigInt(msg.fuel);
   try {
     const out = await h.plugin.call(msg.fn, msg.input ?? undefined);
@@ -223,7 +238,10 @@ async function handleCall(msg: Extract<ToWorker, { t: "call" }>): Promise<void> 
       // A trap can leave globals/stack pointers inconsistent: start from a fresh instance.
       try {
         await h.plugin.close();
-        h = await instantiate({ ...h, call: { deadline: 0, memBytes: 0, allocated: 0 } });
+        h = await instantiate({
+          ...h,
+          call: { deadline: 0, memBytes: 0, allocated: 0, timedOut: false },
+        });
         plugins.set(msg.key, h);
       } catch (e) {
         plugins.delete(msg.key);
@@ -245,7 +263,12 @@ async function handleLoad(msg: Extract<ToWorker, { t: "load" }>): Promise<void> 
       module,
       hostFunctions: msg.hostFunctions,
       maxPages: msg.maxPages,
-      call: { deadline: Date.now() + 60_000, memBytes: Number.MAX_SAFE_INTEGER, allocated: 0 },
+      call: {
+        deadline: Date.now() + 60_000,
+        memBytes: Number.MAX_SAFE_INTEGER,
+        allocated: 0,
+        timedOut: false,
+      },
     });
     plugins.set(msg.key, h);
     const exports = WebAssembly.Module.exports(module).filter((e) => e.kind === "function")

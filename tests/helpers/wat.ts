@@ -40,3 +40,38 @@ export async function compileWat(source: string): Promise<Uint8Array> {
     mod.destroy();
   }
 }
+
+/** A sandbox for tests, with captured service lines and logs, disposed with `await using`. */
+export interface TestSandbox extends AsyncDisposable {
+  sandbox: import("../../src/plugins/types.ts").Sandbox;
+  dir: string;
+  /** JSON lines printed by the printing HostServices. */
+  lines: string[];
+  /** Log lines (JSON). */
+  logs: string[];
+}
+
+/** Starts a sandbox over a temp state dir with printing services. */
+export async function setupSandbox(options: { threads?: number } = {}): Promise<TestSandbox> {
+  const { createSandbox, createPrintingServices } = await import("../../src/plugins/mod.ts");
+  const { createLogger } = await import("../../src/log/logger.ts");
+  const dir = await Deno.makeTempDir({ prefix: "mr-sandbox-" });
+  const lines: string[] = [];
+  const logs: string[] = [];
+  const sandbox = await createSandbox({
+    stateDir: dir,
+    services: createPrintingServices((l) => lines.push(l)),
+    logger: createLogger({ level: "debug", write: (l) => logs.push(l) }),
+    ...(options.threads ? { threads: options.threads } : {}),
+  });
+  return {
+    sandbox,
+    dir,
+    lines,
+    logs,
+    async [Symbol.asyncDispose]() {
+      await sandbox.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
