@@ -1,12 +1,210 @@
 /**
- * Commands: plugin run|inspect (issue 2).
+ * Commands: `plugin run` and `plugin inspect` (DESIGN §6).
+ *
+ * `plugin run FILE.wasm` without `--call` runs the agent like the daemon's first
+ * reconcile: `mr_init(config)` when exported, then `mr_reconcile` with a `command` trigger,
+ * and prints the last output. Exit codes: 0 ok, 1 runtime failure (or a plugin-reported
+ * error), 2 usage or invalid input, 3 sandbox stop (stderr's last line is the JSON error).
  *
  * @module
  */
 import type { Command } from "commander";
-import type { CliContext } from "./context.ts";
+import { basename } from "node:path";
+import { formatZodError, grantsSchema, limitsSchema } from "../desired/spec.ts";
+import { createLogger } from "../log/logger.ts";
+import { createPrintingServices, createSandbox, inspectModule } from "../plugins/mod.ts";
+import { PluginError } from "../plugins/types.ts";
+import { type CliContext, readAgentModule } from "./context.ts";
+import { CliError, ExitCode, UsageError } from "./errors.ts";
 
-/** Registers this concern's commands on `program`. */
-export function registerPluginCommands(_program: Command, _ctx: CliContext): void {
-  // Commands of plugin run|inspect (issue 2) are registered here by the work on that issue.
+const encoder = new TextEncoder();
+
+function out(text: string): void {
+  const bytes = encoder.encode(text.endsWith("\n") ? text : text + "\n");
+  let off = 0;
+  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+}
+
+/** Options of `plugin run` as commander parses them. */
+interface RunOptions {
+  call?: string;
+  input?: string;
+  config?: string;
+  grant?: string;
+  fuel?: string;
+  timeoutMs?: string;
+  memoryMb?: string;
+  stateDir?: string;
+  name?: string;
+  json?: boolean;
+}
+
+function parseJsonFlag(flag: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`Invalid ${flag}: not JSON: ${(err as Error).message}`);
+  }
+}
+
+async function readGrant(value: string | undefined): Promise<unknown> {
+  if (value === undefined) return {};
+  let text = value;
+  if (value.startsWith("@")) {
+    try {
+      text = await Deno.readTextFile(value.slice(1));
+    } catch (err) {
+      throw new UsageError(
+        `Cannot read --grant file "${value.slice(1)}": ${(err as Error).message}`,
+      );
+    }
+  }
+  return parseJsonFlag("--grant", text);
+}
+
+function intFlag(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`Invalid ${flag}: not an integer: "${v}"`);
+  return n;
+}
+
+async function readModule(ctx: CliContext, file: string): Promise<Uint8Array> {
+  try {
+    return await readAgentModule(ctx, file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw new UsageError(`No such file: "${file}"`);
+    if (err instanceof TypeError) throw new UsageError(err.message);
+    throw new CliError(`Cannot read "${file}": ${(err as Error).message}`, ExitCode.Runtime, {
+      cause: err,
+    });
+  }
+}
+
+function agentName(file: string, given: string | undefined): string {
+  if (given) return given;
+  const base = file.startsWith("builtin:") ? file.slice(8) : basename(file).replace(/\.wasm$/, "");
+  const id = base.toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "");
+  return id.slice(0, 63) || "plugin";
+}
+
+async function runPlugin(ctx: CliContext, file: string, opts: RunOptions): Promise<void> {
+  const grantsRaw = await readGrant(opts.grant);
+  const grants = grantsSchema.safeParse(grantsRaw);
+  if (!grants.success) throw new UsageError(`Invalid --grant: ${formatZodError(grants.error)}`);
+  const limitsIn: Record<string, number> = {};
+  const fuel = intFlag("--fuel", opts.fuel);
+  const timeout = intFlag("--timeout-ms", opts.timeoutMs);
+  const memory = intFlag("--memory-mb", opts.memoryMb);
+  if (fuel !== undefined) limitsIn["fuel"] = fuel;
+  if (timeout !== undefined) limitsIn["timeout_ms"] = timeout;
+  if (memory !== undefined) limitsIn["memory_mb"] = memory;
+  const limits = limitsSchema.safeParse(limitsIn);
+  if (!limits.success) throw new UsageError(`Invalid limits: ${formatZodError(limits.error)}`);
+  const config = opts.config === undefined ? null : parseJsonFlag("--config", opts.config);
+  if (opts.input !== undefined) parseJsonFlag("--input", opts.input);
+  const wasm = await readModule(ctx, file);
+
+  const lines: string[] = [];
+  const logger = opts.json
+    ? createLogger({
+      level: "debug",
+      write: (l) => lines.push(JSON.stringify({ kind: "log", ...JSON.parse(l) })),
+    })
+    : ctx.logger;
+  const stateDir = opts.stateDir ?? Deno.env.get("MR_STATE_DIR") ?? "./.state";
+  const sandbox = await createSandbox({
+    stateDir,
+    services: createPrintingServices((l) => lines.push(l)),
+    logger,
+  });
+  try {
+    const plugin = await sandbox.load(wasm, {
+      name: agentName(file, opts.name),
+      grants: grants.data,
+      limits: limits.data,
+    });
+    let output: Uint8Array;
+    if (opts.call) {
+      if (!plugin.has(opts.call)) {
+        throw new UsageError(`Module does not export function: "${opts.call}"`);
+      }
+      const input = opts.input ??
+        (opts.call === "mr_init" && opts.config !== undefined ? JSON.stringify(config) : undefined);
+      output = await plugin.call(opts.call, input);
+    } else {
+      if (!plugin.has("mr_init") && !plugin.has("mr_reconcile")) {
+        throw new UsageError("Module exports neither mr_init nor mr_reconcile: pass --call FN");
+      }
+      output = new Uint8Array();
+      if (plugin.has("mr_init")) output = await plugin.call("mr_init", JSON.stringify(config));
+      if (plugin.has("mr_reconcile")) {
+        const at = new Date().toISOString();
+        const input = opts.input ?? JSON.stringify({
+          desired: config,
+          facts: {},
+          state: { last_status: null, runs: 0, last_run: null },
+          trigger: { kind: "command", at },
+        });
+        output = await plugin.call("mr_reconcile", input);
+      }
+    }
+    out(new TextDecoder().decode(output));
+  } catch (err) {
+    if (err instanceof PluginError) {
+      throw new CliError(`Plugin reported an error: ${err.message}`, ExitCode.Runtime, {
+        cause: err,
+      });
+    }
+    throw err;
+  } finally {
+    await sandbox.close();
+    if (opts.json) { for (const l of lines) out(l); }
+  }
+}
+
+async function inspectPlugin(ctx: CliContext, file: string, opts: { json?: boolean }) {
+  const info = await inspectModule(await readModule(ctx, file));
+  if (opts.json) {
+    out(JSON.stringify({ ...info, abiCompatible: info.abiProblems.length === 0 }));
+    return;
+  }
+  const list = (xs: string[]) => (xs.length ? xs.join(", ") : "(none)");
+  out(
+    [
+      `file:            ${file}`,
+      `sha256:          ${info.sha256}`,
+      `size:            ${info.size} bytes`,
+      `exports:         ${list(info.exports)}`,
+      `imports:         ${list(info.imports)}`,
+      `host functions:  ${list(info.hostFunctions)}`,
+      `ABI v1:          ${
+        info.abiProblems.length ? "problems:\n  - " + info.abiProblems.join("\n  - ") : "ok"
+      }`,
+    ].join("\n"),
+  );
+}
+
+/** Registers `plugin run` and `plugin inspect` on `program`. */
+export function registerPluginCommands(program: Command, ctx: CliContext): void {
+  const plugin = program.command("plugin").description("Run or inspect a WASM agent locally");
+  plugin.command("run")
+    .description("Run an agent in the sandbox once and print its output")
+    .argument("<file>", "module path or builtin:<name>")
+    .option("--call <fn>", "export to call (default: mr_init then mr_reconcile)")
+    .option("--input <json>", "input of the call (JSON)")
+    .option("--config <json>", "agent config (JSON) for mr_init / reconcile's desired")
+    .option("--grant <json|@file>", "grants (JSON or @file)")
+    .option("--fuel <n>", "fuel per call")
+    .option("--timeout-ms <n>", "wall-clock deadline per call")
+    .option("--memory-mb <n>", "linear memory cap")
+    .option("--state-dir <dir>", "state directory (default $MR_STATE_DIR or ./.state)")
+    .option("--name <name>", "agent name (default: from the file name)")
+    .option("--json", "also print emitted events, submissions and log lines as JSON lines")
+    .action((file: string, opts: RunOptions) => runPlugin(ctx, file, opts));
+  plugin.command("inspect")
+    .description("Print a module's sha256, exports, imports and ABI v1 problems")
+    .argument("<file>", "module path or builtin:<name>")
+    .option("--json", "JSON output")
+    .action((file: string, opts: { json?: boolean }) => inspectPlugin(ctx, file, opts));
 }
