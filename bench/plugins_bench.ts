@@ -1,0 +1,152 @@
+/**
+ * Sandbox benchmarks (issue 2): no-op call latency, host-function round trip from a pool
+ * thread, fuel-metering overhead, load+instrument time of a ~1 MB module, and RSS per idle
+ * plugin. Percentiles deno bench does not print (p50) are printed before the table.
+ */
+import { grantsSchema, limitsSchema } from "../src/desired/spec.ts";
+import { silentLogger } from "../src/log/logger.ts";
+import { createPrintingServices, createSandbox, instrumentModule } from "../src/plugins/mod.ts";
+import { TICK_MODULE, TICK_NAME } from "../src/plugins/instrument.ts";
+import { compileWat } from "../tests/helpers/wat.ts";
+
+const grants = grantsSchema.parse({});
+const limits = limitsSchema.parse({});
+const stateDir = await Deno.makeTempDir({ prefix: "mr-bench-" });
+const sandbox = await createSandbox({
+  stateDir,
+  services: createPrintingServices(() => {}),
+  logger: silentLogger,
+});
+const noop = await sandbox.load(await compileWat("noop"), { name: "noop", grants, limits });
+const loop = await sandbox.load(await compileWat("host_loop"), { name: "loop", grants, limits });
+
+function pct(samples: number[], p: number): number {
+  const s = [...samples].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!;
+}
+const us = (ms: number) => `${(ms * 1000).toFixed(1)} µs`;
+
+// --- percentiles measured directly --------------------------------------------------------
+{
+  const samples: number[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const t = performance.now();
+    await noop.call("noop");
+    if (i >= 500) samples.push(performance.now() - t);
+  }
+  console.log(`no-op call: p50 ${us(pct(samples, 0.5))}, p99 ${us(pct(samples, 0.99))}`);
+  const host: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    const t = performance.now();
+    await loop.call("leader_x100");
+    if (i >= 10) host.push((performance.now() - t) / 100);
+  }
+  console.log(
+    `host round trip (mr_is_leader from a pool thread): p50 ${us(pct(host, 0.5))}, p99 ${
+      us(pct(host, 0.99))
+    } (per call of 100)`,
+  );
+}
+
+// --- RSS of a process with 1 and with 20 idle plugins -------------------------------------
+async function rssWith(n: number): Promise<number> {
+  const mod = new URL("../src/plugins/mod.ts", import.meta.url).href;
+  const wat = new URL("../tests/helpers/wat.ts", import.meta.url).href;
+  const log = new URL("../src/log/logger.ts", import.meta.url).href;
+  const code = `
+    const { createSandbox, createPrintingServices } = await import("${mod}");
+    const { compileWat } = await import("${wat}");
+    const { silentLogger } = await import("${log}");
+    const dir = await Deno.makeTempDir();
+    const sb = await createSandbox({ stateDir: dir, services: createPrintingServices(() => {}), logger: silentLogger });
+    const wasm = await compileWat("echo");
+    const ps = [];
+    for (let i = 0; i < ${n}; i++) ps.push(await sb.load(wasm, { name: "p" + i, grants: {}, limits: {} }));
+    for (const p of ps) await p.call("echo", "x");
+    await new Promise((r) => setTimeout(r, 300));
+    (globalThis.gc ?? (() => {}))();
+    console.log(Deno.memoryUsage().rss);
+    await sb.close();
+    await Deno.remove(dir, { recursive: true });
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", code],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim());
+}
+{
+  const one = await rssWith(1);
+  const twenty = await rssWith(20);
+  const mb = (b: number) => (b / 1048576).toFixed(1);
+  console.log(
+    `RSS: 1 idle plugin ${mb(one)} MB, 20 idle plugins ${mb(twenty)} MB, ` +
+      `${mb((twenty - one) / 19)} MB per extra plugin`,
+  );
+}
+
+// --- deno bench ---------------------------------------------------------------------------
+Deno.bench("sandbox - no-op call", { group: "call", baseline: true }, async () => {
+  await noop.call("noop");
+});
+Deno.bench("sandbox - 100 host round trips (mr_is_leader)", { group: "call" }, async () => {
+  await loop.call("leader_x100");
+});
+
+// Fuel overhead: the same compute loop, plain vs instrumented, instantiated in this thread.
+const runaway = await compileWat("runaway");
+const kernel = new Proxy({}, { get: () => () => 0n });
+const imports = { "extism:host/env": kernel, [TICK_MODULE]: { [TICK_NAME]: () => 0 } };
+const plain = (await WebAssembly.instantiate(runaway as Uint8Array<ArrayBuffer>, imports))
+  .instance.exports as { compute: () => number };
+const metered = (await WebAssembly.instantiate(
+  instrumentModule(runaway, { maxPages: 512 }) as Uint8Array<ArrayBuffer>,
+  imports,
+)).instance.exports as { compute: () => number; __mr_fuel: WebAssembly.Global };
+Deno.bench("fuel - compute loop, not instrumented", { group: "fuel", baseline: true }, () => {
+  plain.compute();
+});
+Deno.bench("fuel - compute loop, instrumented", { group: "fuel" }, () => {
+  metered.__mr_fuel.value = 1_000_000_000n;
+  metered.compute();
+});
+
+// A ~1 MB module: many functions with loops and arithmetic.
+function bigWat(): string {
+  const fns: string[] = [];
+  for (let i = 0; i < 2600; i++) {
+    const body = Array.from(
+      { length: 30 },
+      (_, k) =>
+        `(local.set $a (i32.add (i32.mul (local.get $a) (i32.const ${k + 3})) (local.get $i)))`,
+    )
+      .join(" ");
+    fns.push(
+      `(func $f${i} (param $n i32) (result i32) (local $i i32) (local $a i32)
+        (loop $l ${body} (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get $n)))) (local.get $a))`,
+    );
+  }
+  return `(module (memory (export "memory") 1) ${fns.join("\n")}
+    (func (export "mr_reconcile") (result i32) (drop (call $f0 (i32.const 1))) (i32.const 0)))`;
+}
+const big = await compileWat(bigWat());
+console.log(`large module: ${(big.length / 1048576).toFixed(2)} MB`);
+Deno.bench("load - instrument a ~1 MB module", { group: "load", n: 5, warmup: 1 }, () => {
+  instrumentModule(big, { maxPages: 512 });
+});
+Deno.bench(
+  "load - sandbox.load of a ~1 MB module",
+  { group: "load", n: 5, warmup: 1 },
+  async () => {
+    const p = await sandbox.load(big, { name: "big", grants, limits });
+    await p.close();
+  },
+);
+
+globalThis.addEventListener("unload", () => {
+  void sandbox.close();
+  Deno.removeSync(stateDir, { recursive: true });
+});
