@@ -19,11 +19,12 @@ export { FUEL_GLOBAL };
 
 const FUEL_FN = "log_execution";
 const TICK_FN = "__mr_tick";
-/** Import through which metered code asks the runtime whether the call's deadline passed. */
+/**
+ * Import through which metered code asks for the next chunk of fuel (`() -> i64`, 0 = stop);
+ * the runtime checks the call's deadline and the remaining budget there.
+ */
 export const TICK_MODULE = "mr:sandbox";
-export const TICK_NAME = "tick";
-/** The deadline is checked once every 2^20 fuel units (about a millisecond of tight loop). */
-const TICK_MASK = (1n << 20n) - 1n;
+export const TICK_NAME = "refill";
 
 /** Options for {@linkcode instrumentModule}. */
 export interface InstrumentOptions {
@@ -68,19 +69,22 @@ export function instrumentModule(wasm: Uint8Array, options: InstrumentOptions): 
       mod.removeFunction(FUEL_FN);
       mod.addGlobal(FUEL_GLOBAL, binaryen.i64, true, mod.i64.const(0n as unknown as number));
       mod.addGlobalExport(FUEL_GLOBAL, FUEL_GLOBAL);
-      mod.addFunctionImport(TICK_FN, TICK_MODULE, TICK_NAME, binaryen.none, binaryen.i32);
+      mod.addFunctionImport(TICK_FN, TICK_MODULE, TICK_NAME, binaryen.none, binaryen.i64);
       const fuel = () => mod.global.get(FUEL_GLOBAL, binaryen.i64);
       const i64 = (n: bigint) => mod.i64.const(n as unknown as number);
-      // fuel -= 1;
-      // if ((fuel & TICK_MASK) == 0 && tick()) unreachable   (deadline passed)
-      // if (fuel < 0) unreachable                              (fuel exhausted)
+      // fuel -= 1
+      // if (fuel < 0) { fuel = refill(); if (fuel <= 0) unreachable }
+      // The global holds a chunk of the budget; the runtime refills it (checking the
+      // call's deadline and the remaining budget) so the hot path is one sub + one branch.
       const body = mod.block(null, [
         mod.global.set(FUEL_GLOBAL, mod.i64.sub(fuel(), i64(1n))),
         mod.if(
-          mod.i64.eqz(mod.i64.and(fuel(), i64(TICK_MASK))),
-          mod.if(mod.call(TICK_FN, [], binaryen.i32), mod.unreachable()),
+          mod.i64.lt_s(fuel(), i64(0n)),
+          mod.block(null, [
+            mod.global.set(FUEL_GLOBAL, mod.call(TICK_FN, [], binaryen.i64)),
+            mod.if(mod.i64.le_s(fuel(), i64(0n)), mod.unreachable()),
+          ]),
         ),
-        mod.if(mod.i64.lt_s(fuel(), i64(0n)), mod.unreachable()),
       ]);
       mod.addFunction(FUEL_FN, binaryen.i32, binaryen.none, [], body);
       binaryen.setAlwaysInlineMaxSize(32);

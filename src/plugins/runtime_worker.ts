@@ -43,7 +43,32 @@ interface Hosted {
   fuel: WebAssembly.Global;
   memory: WebAssembly.Memory;
   /** Per-call state read by host/kernel functions. */
-  call: { deadline: number; memBytes: number; allocated: number; timedOut: boolean };
+  call: CallState;
+}
+
+/** Per-call limits and what stopped the call. */
+interface CallState {
+  deadline: number;
+  memBytes: number;
+  allocated: number;
+  /** Fuel not yet handed to the module's counter. */
+  fuelLeft: number;
+  timedOut: boolean;
+  fuelOut: boolean;
+}
+
+/** Fuel handed out per refill: the deadline is checked about once a millisecond of loop. */
+const FUEL_CHUNK = 1 << 20;
+
+function freshCallState(): CallState {
+  return {
+    deadline: Date.now() + 60_000,
+    memBytes: Number.MAX_SAFE_INTEGER,
+    allocated: 0,
+    fuelLeft: Number.MAX_SAFE_INTEGER,
+    timedOut: false,
+    fuelOut: false,
+  };
 }
 
 let ctrl: Int32Array | null = null;
@@ -124,12 +149,21 @@ async function instantiate(h: Omit<Hosted, "plugin" | "fuel" | "memory">): Promi
     } as unknown as NonNullable<NonNullable<Parameters<typeof createPlugin>[1]>["logger"]>,
     functions: {
       "extism:host/user": user,
-      // Metered code asks every 2^20 fuel units whether the deadline passed (1 = stop).
+      // Metered code asks for the next chunk of fuel when its counter runs out.
       "mr:sandbox": {
-        tick: () => {
-          if (Date.now() < partial.call.deadline) return 0;
-          partial.call.timedOut = true;
-          return 1;
+        refill: (): bigint => {
+          const c = partial.call;
+          if (Date.now() >= c.deadline) {
+            c.timedOut = true;
+            return 0n;
+          }
+          if (c.fuelLeft <= 0) {
+            c.fuelOut = true;
+            return 0n;
+          }
+          const chunk = Math.min(c.fuelLeft, FUEL_CHUNK);
+          c.fuelLeft -= chunk;
+          return BigInt(chunk);
         },
       },
       // Cap what the plugin allocates through the kernel per call (host-side memory).
@@ -178,7 +212,7 @@ function classify(
         broken: true,
       };
     }
-    if ((h.fuel.value as bigint) < 0n) {
+    if (h.call.fuelOut) {
       return {
         failure: { code: "fuel_exhausted", message: `Call to "${fn}" ran out of fuel` },
         broken: true,
@@ -214,7 +248,9 @@ async function handleCall(msg: Extract<ToWorker, { t: "call" }>): Promise<void> 
   h.call.memBytes = msg.memBytes;
   h.call.allocated = 0;
   h.call.timedOut = false;
-  h.fuel.value = BigInt(msg.fuel);
+  h.call.fuelOut = false;
+  h.call.fuelLeft = msg.fuel;
+  h.fuel.value = 0n;
   try {
     const out = await h.plugin.call(msg.fn, msg.input ?? undefined);
     const bytes = out ? out.bytes() : new Uint8Array();
@@ -238,10 +274,7 @@ async function handleCall(msg: Extract<ToWorker, { t: "call" }>): Promise<void> 
       // A trap can leave globals/stack pointers inconsistent: start from a fresh instance.
       try {
         await h.plugin.close();
-        h = await instantiate({
-          ...h,
-          call: { deadline: 0, memBytes: 0, allocated: 0, timedOut: false },
-        });
+        h = await instantiate({ ...h, call: freshCallState() });
         plugins.set(msg.key, h);
       } catch (e) {
         plugins.delete(msg.key);
@@ -263,12 +296,7 @@ async function handleLoad(msg: Extract<ToWorker, { t: "load" }>): Promise<void> 
       module,
       hostFunctions: msg.hostFunctions,
       maxPages: msg.maxPages,
-      call: {
-        deadline: Date.now() + 60_000,
-        memBytes: Number.MAX_SAFE_INTEGER,
-        allocated: 0,
-        timedOut: false,
-      },
+      call: freshCallState(),
     });
     plugins.set(msg.key, h);
     const exports = WebAssembly.Module.exports(module).filter((e) => e.kind === "function")
