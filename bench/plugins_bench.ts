@@ -116,7 +116,7 @@ Deno.bench("fuel - compute loop, instrumented", { group: "fuel" }, () => {
 // A ~1 MB module: many functions with loops and arithmetic.
 function bigWat(): string {
   const fns: string[] = [];
-  for (let i = 0; i < 2600; i++) {
+  for (let i = 0; i < 3300; i++) {
     const body = Array.from(
       { length: 30 },
       (_, k) =>

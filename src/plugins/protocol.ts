@@ -19,9 +19,43 @@ export const SAB_HEADER = 16;
 /** Largest host-call reply (bigger replies become an `io_error` object). */
 export const SAB_DATA_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Call mailbox (a second SharedArrayBuffer): the idle runtime thread blocks in
+ * `Atomics.wait` on {@linkcode MAIL_STATE}; the main thread writes a call and flips the
+ * state to {@linkcode MAIL_CALL}; the runtime thread writes the result and flips it to
+ * {@linkcode MAIL_DONE}, which the main thread awaits with `Atomics.waitAsync`. Loads and
+ * unloads travel by `postMessage` after a {@linkcode MAIL_KICK} makes the thread return to
+ * its event loop. Data area: a JSON header then raw bytes (input or output).
+ */
+export const MAIL_STATE = 0;
+export const MAIL_HLEN = 1;
+export const MAIL_BLEN = 2; // -1 = no body
+export const MAIL_IDLE = 0;
+export const MAIL_CALL = 1;
+export const MAIL_DONE = 2;
+export const MAIL_KICK = 3;
+export const MAIL_HEADER = 16;
+/** Largest call input/output carried through the mailbox. */
+export const MAIL_DATA_BYTES = 16 * 1024 * 1024;
+
+/** A call as written into the mailbox header. */
+export interface CallHeader {
+  key: number;
+  fn: string;
+  fuel: number;
+  deadline: number;
+  outputMax: number;
+  memBytes: number;
+}
+
+/** A call result header: `failure` absent means success with the body as output. */
+export interface ResultHeader {
+  failure?: WorkerFailure;
+}
+
 /** Main → runtime thread. */
 export type ToWorker =
-  | { t: "init"; sab: SharedArrayBuffer }
+  | { t: "init"; sab: SharedArrayBuffer; mail: SharedArrayBuffer }
   | {
     t: "load";
     id: number;
@@ -30,17 +64,6 @@ export type ToWorker =
     bytes: Uint8Array;
     hostFunctions: string[];
     maxPages: number;
-  }
-  | {
-    t: "call";
-    id: number;
-    key: number;
-    fn: string;
-    input: Uint8Array | null;
-    fuel: number;
-    deadline: number;
-    outputMax: number;
-    memBytes: number;
   }
   | { t: "unload"; id: number; key: number };
 

@@ -7,8 +7,19 @@
  */
 import createPlugin, { type CallContext, type Plugin } from "@extism/extism";
 import {
+  type CallHeader,
   type FromWorker,
   FUEL_GLOBAL,
+  MAIL_BLEN,
+  MAIL_CALL,
+  MAIL_DATA_BYTES,
+  MAIL_DONE,
+  MAIL_HEADER,
+  MAIL_HLEN,
+  MAIL_IDLE,
+  MAIL_KICK,
+  MAIL_STATE,
+  type ResultHeader,
   SAB_DATA_BYTES,
   SAB_HEADER,
   SAB_LEN,
@@ -20,7 +31,7 @@ import {
 } from "./protocol.ts";
 
 interface WorkerScope {
-  onmessage: ((ev: MessageEvent<ToWorker>) => void) | null;
+  onmessage: ((ev: MessageEvent<ToWorker>) => void | Promise<void>) | null;
   postMessage(msg: FromWorker, transfer?: Transferable[]): void;
 }
 const scope = globalThis as unknown as WorkerScope;
@@ -72,6 +83,10 @@ function freshCallState(): CallState {
 }
 
 let ctrl: Int32Array | null = null;
+let mail: Int32Array | null = null;
+let mailData: Uint8Array | null = null;
+let serving = false;
+const encoder = new TextEncoder();
 let data: Uint8Array | null = null;
 let hostSeq = 0;
 const plugins = new Map<number, Hosted>();
@@ -238,52 +253,86 @@ function classify(
   return { failure: { code: "trap", message: `Call to "${fn}" failed: ${msg}` }, broken: true };
 }
 
-async function handleCall(msg: Extract<ToWorker, { t: "call" }>): Promise<void> {
-  let h = plugins.get(msg.key);
-  if (!h) {
-    post({ t: "fail", id: msg.id, failure: { code: "internal", message: "Plugin is not loaded" } });
-    return;
-  }
-  h.call.deadline = msg.deadline;
-  h.call.memBytes = msg.memBytes;
+function runFailure(failure: WorkerFailure): { failure: WorkerFailure } {
+  return { failure };
+}
+
+async function handleCall(
+  req: CallHeader,
+  input: Uint8Array | null,
+): Promise<{ output: Uint8Array } | { failure: WorkerFailure }> {
+  let h = plugins.get(req.key);
+  if (!h) return runFailure({ code: "internal", message: "Plugin is not loaded" });
+  h.call.deadline = req.deadline;
+  h.call.memBytes = req.memBytes;
   h.call.allocated = 0;
   h.call.timedOut = false;
   h.call.fuelOut = false;
-  h.call.fuelLeft = msg.fuel;
+  h.call.fuelLeft = req.fuel;
   h.fuel.value = 0n;
   try {
-    const out = await h.plugin.call(msg.fn, msg.input ?? undefined);
+    const out = await h.plugin.call(req.fn, input ?? undefined);
     const bytes = out ? out.bytes() : new Uint8Array();
-    const len = bytes.byteLength;
-    if (len > msg.outputMax) {
-      post({
-        t: "fail",
-        id: msg.id,
-        failure: {
-          code: "output_too_large",
-          message: `Output of "${msg.fn}" is ${len} bytes, the limit is ${msg.outputMax}`,
-        },
+    if (bytes.byteLength > req.outputMax || bytes.byteLength > MAIL_DATA_BYTES - 1024) {
+      return runFailure({
+        code: "output_too_large",
+        message: `Output of "${req.fn}" is ${bytes.byteLength} bytes, the limit is ${
+          Math.min(req.outputMax, MAIL_DATA_BYTES - 1024)
+        }`,
       });
-      return;
     }
-    const copy = bytes.slice();
-    post({ t: "done", id: msg.id, output: copy }, [copy.buffer]);
+    return { output: bytes };
   } catch (err) {
-    const { failure, broken } = classify(h, err, msg.fn);
+    const { failure, broken } = classify(h, err, req.fn);
     if (broken) {
       // A trap can leave globals/stack pointers inconsistent: start from a fresh instance.
       try {
         await h.plugin.close();
         h = await instantiate({ ...h, call: freshCallState() });
-        plugins.set(msg.key, h);
+        plugins.set(req.key, h);
       } catch (e) {
-        plugins.delete(msg.key);
+        plugins.delete(req.key);
         failure.message += `; re-instantiation failed: ${e instanceof Error ? e.message : e}`;
       }
     }
-    post({ t: "fail", id: msg.id, failure });
+    return runFailure(failure);
   } finally {
     await h.plugin.reset();
+  }
+}
+
+/**
+ * Serves calls from the mailbox until a kick asks the thread to return to its event loop
+ * (to receive a load/unload message, whose handler restarts this loop).
+ */
+async function serveMailbox(): Promise<void> {
+  if (!mail || !mailData || serving) return;
+  serving = true;
+  try {
+    for (;;) {
+      Atomics.wait(mail, MAIL_STATE, MAIL_IDLE);
+      const state = Atomics.load(mail, MAIL_STATE);
+      if (state === MAIL_KICK) {
+        Atomics.store(mail, MAIL_STATE, MAIL_IDLE);
+        return;
+      }
+      if (state !== MAIL_CALL) continue;
+      const hlen = Atomics.load(mail, MAIL_HLEN);
+      const blen = Atomics.load(mail, MAIL_BLEN);
+      const req = JSON.parse(decoder.decode(mailData.subarray(0, hlen))) as CallHeader;
+      const input = blen < 0 ? null : mailData.slice(hlen, hlen + blen);
+      const result = await handleCall(req, input);
+      const header: ResultHeader = "failure" in result ? { failure: result.failure } : {};
+      const hb = encoder.encode(JSON.stringify(header));
+      mailData.set(hb, 0);
+      if ("output" in result) mailData.set(result.output, hb.length);
+      Atomics.store(mail, MAIL_HLEN, hb.length);
+      Atomics.store(mail, MAIL_BLEN, "output" in result ? result.output.byteLength : -1);
+      Atomics.store(mail, MAIL_STATE, MAIL_DONE);
+      Atomics.notify(mail, MAIL_STATE);
+    }
+  } finally {
+    serving = false;
   }
 }
 
@@ -310,25 +359,24 @@ async function handleLoad(msg: Extract<ToWorker, { t: "load" }>): Promise<void> 
   }
 }
 
-// Calls run one at a time per thread (a thread is one JS stack); queue them.
-let chain: Promise<void> = Promise.resolve();
-scope.onmessage = (ev: MessageEvent<ToWorker>) => {
+scope.onmessage = async (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
-  if (msg.t === "init") {
-    ctrl = new Int32Array(msg.sab, 0, SAB_HEADER / 4);
-    data = new Uint8Array(msg.sab, SAB_HEADER);
-    return;
-  }
-  chain = chain.then(async () => {
-    if (msg.t === "load") await handleLoad(msg);
-    else if (msg.t === "call") await handleCall(msg);
-    else if (msg.t === "unload") {
+  try {
+    if (msg.t === "init") {
+      ctrl = new Int32Array(msg.sab, 0, SAB_HEADER / 4);
+      data = new Uint8Array(msg.sab, SAB_HEADER);
+      mail = new Int32Array(msg.mail, 0, MAIL_HEADER / 4);
+      mailData = new Uint8Array(msg.mail, MAIL_HEADER);
+    } else if (msg.t === "load") {
+      await handleLoad(msg);
+    } else if (msg.t === "unload") {
       const h = plugins.get(msg.key);
       plugins.delete(msg.key);
       await h?.plugin.close();
       post({ t: "done", id: msg.id });
     }
-  }).catch((err) => {
+  } catch (err) {
     post({ t: "log", key: -1, level: "error", msg: `Runtime thread error: ${err}` });
-  });
+  }
+  void serveMailbox();
 };

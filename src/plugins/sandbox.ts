@@ -10,7 +10,17 @@ import { checkLoadable, compileModule, describeModule, sha256Hex } from "./abi.t
 import { type HostCallContext, runHostFunction } from "./host_functions.ts";
 import { instrumentModule } from "./instrument.ts";
 import {
+  type CallHeader,
   type FromWorker,
+  MAIL_BLEN,
+  MAIL_CALL,
+  MAIL_DATA_BYTES,
+  MAIL_HEADER,
+  MAIL_HLEN,
+  MAIL_IDLE,
+  MAIL_KICK,
+  MAIL_STATE,
+  type ResultHeader,
   SAB_DATA_BYTES,
   SAB_HEADER,
   SAB_LEN,
@@ -32,6 +42,7 @@ import {
 } from "./types.ts";
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 /** Extra time the main thread grants a runtime thread past a call's deadline before giving up on it. */
 const WATCHDOG_GRACE_MS = 1_000;
 
@@ -55,7 +66,11 @@ class RuntimeThread {
   readonly worker: Worker;
   readonly ctrl: Int32Array;
   readonly data: Uint8Array;
+  readonly mail: Int32Array;
+  readonly mailData: Uint8Array;
   readonly pending = new Map<number, Pending>();
+  /** Operations on this thread run one at a time (it is one JS stack). */
+  #tail: Promise<unknown> = Promise.resolve();
   readonly plugins = new Set<number>();
   dead = false;
 
@@ -63,6 +78,9 @@ class RuntimeThread {
     const sab = new SharedArrayBuffer(SAB_HEADER + SAB_DATA_BYTES);
     this.ctrl = new Int32Array(sab, 0, SAB_HEADER / 4);
     this.data = new Uint8Array(sab, SAB_HEADER);
+    const mail = new SharedArrayBuffer(MAIL_HEADER + MAIL_DATA_BYTES);
+    this.mail = new Int32Array(mail, 0, MAIL_HEADER / 4);
+    this.mailData = new Uint8Array(mail, MAIL_HEADER);
     this.worker = new Worker(new URL("./runtime_worker.ts", import.meta.url), { type: "module" });
     this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.#onMessage(ev.data);
     this.worker.onerror = (ev) => {
@@ -70,7 +88,64 @@ class RuntimeThread {
       this.sandbox.logger.error("runtime thread crashed", { err: ev.message });
       this.kill(new Error(`Runtime thread crashed: ${ev.message}`));
     };
-    this.post({ t: "init", sab });
+    this.post({ t: "init", sab, mail });
+  }
+
+  /** Runs `fn` when the thread's previous operation has finished. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn, fn);
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+
+  /** A load/unload by message: kick the thread out of its mailbox loop to receive it. */
+  message(msg: ToWorker & { id: number }, transfer: Transferable[] = []): Promise<
+    Extract<FromWorker, { t: "done" }>
+  > {
+    return this.exclusive(() => {
+      const p = this.request(msg, transfer);
+      Atomics.store(this.mail, MAIL_STATE, MAIL_KICK);
+      Atomics.notify(this.mail, MAIL_STATE);
+      return p;
+    });
+  }
+
+  /**
+   * Runs a call through the mailbox. Resolves with the output or rejects with the stop;
+   * rejects with `timeout` when the thread does not answer within `waitMs`.
+   */
+  call(header: CallHeader, input: Uint8Array | null, waitMs: number): Promise<Uint8Array> {
+    return this.exclusive(async () => {
+      if (this.dead) throw new SandboxError("trap", "Runtime thread is gone");
+      const hb = encoder.encode(JSON.stringify(header));
+      if (hb.length + (input?.length ?? 0) > MAIL_DATA_BYTES) {
+        throw new RangeError(`Call input too large: ${input?.length} bytes`);
+      }
+      this.mailData.set(hb, 0);
+      if (input) this.mailData.set(input, hb.length);
+      Atomics.store(this.mail, MAIL_HLEN, hb.length);
+      Atomics.store(this.mail, MAIL_BLEN, input ? input.length : -1);
+      Atomics.store(this.mail, MAIL_STATE, MAIL_CALL);
+      Atomics.notify(this.mail, MAIL_STATE);
+      const w = Atomics.waitAsync(this.mail, MAIL_STATE, MAIL_CALL, waitMs);
+      const outcome = w.async ? await w.value : w.value;
+      if (outcome === "timed-out") {
+        // Stuck past its deadline: replace the thread (terminate() cannot stop it).
+        void this.sandbox.replaceThread(this);
+        throw new SandboxError(
+          "timeout",
+          `Call to "${header.fn}" exceeded its deadline and its thread did not stop`,
+        );
+      }
+      if (this.dead) throw new SandboxError("trap", "Runtime thread is gone");
+      const hlen = Atomics.load(this.mail, MAIL_HLEN);
+      const blen = Atomics.load(this.mail, MAIL_BLEN);
+      const result = JSON.parse(decoder.decode(this.mailData.subarray(0, hlen))) as ResultHeader;
+      const output = blen < 0 ? new Uint8Array() : this.mailData.slice(hlen, hlen + blen);
+      Atomics.store(this.mail, MAIL_STATE, MAIL_IDLE);
+      if (result.failure) throw toError(result.failure);
+      return output;
+    });
   }
 
   post(msg: ToWorker, transfer: Transferable[] = []): void {
@@ -93,6 +168,10 @@ class RuntimeThread {
   kill(reason: Error): void {
     if (this.dead) return;
     this.dead = true;
+    // An idle thread blocks in Atomics.wait, which terminate() does not interrupt: kick it
+    // back to its event loop first.
+    Atomics.store(this.mail, MAIL_STATE, MAIL_KICK);
+    Atomics.notify(this.mail, MAIL_STATE);
     this.worker.terminate();
     for (const p of this.pending.values()) p.reject(reason);
     this.pending.clear();
@@ -201,7 +280,7 @@ class SandboxImpl implements Sandbox {
 
   async loadInto(entry: PluginEntry): Promise<string[]> {
     const copy = entry.bytes.slice();
-    const done = await entry.thread.request({
+    const done = await entry.thread.message({
       t: "load",
       id: this.nextId(),
       key: entry.key,
@@ -260,7 +339,7 @@ class SandboxImpl implements Sandbox {
     this.entries.delete(entry.key);
     entry.thread.plugins.delete(entry.key);
     if (entry.thread.dead) return Promise.resolve();
-    return entry.thread.request({ t: "unload", id: this.nextId(), key: entry.key }).then(
+    return entry.thread.message({ t: "unload", id: this.nextId(), key: entry.key }).then(
       () => {},
       () => {},
     );
@@ -331,53 +410,27 @@ class PluginHandle implements AgentPlugin {
       : input.slice();
     const limits = this.limits;
     const deadline = Date.now() + limits.timeout_ms;
+    // One controller per call: aborted when the call ends (a host function still running
+    // for an abandoned call, e.g. a child process, is stopped) or the plugin is unloaded.
     const callAbort = new AbortController();
     const entry = this.entry;
-    entry.ctx = {
-      ...entry.ctx,
-      deadline,
-      signal: AbortSignal.any([entry.abort.signal, callAbort.signal]),
-    };
+    entry.abort = callAbort;
+    entry.ctx = { ...entry.ctx, deadline, signal: callAbort.signal };
     const thread = entry.thread;
-    const id = this.sandbox.nextId();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const watchdog = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          new SandboxError(
-            "timeout",
-            `Call to "${fn}" exceeded ${limits.timeout_ms} ms and its thread did not stop`,
-          ),
-        );
-        thread.pending.delete(id);
-        void this.sandbox.replaceThread(thread);
-      }, limits.timeout_ms + WATCHDOG_GRACE_MS);
-    });
     try {
-      const done = await Promise.race([
-        thread.request({
-          t: "call",
-          id,
+      return await thread.call(
+        {
           key: entry.key,
           fn,
-          input: bytes,
           fuel: limits.fuel,
           deadline,
           outputMax: limits.output_max_bytes,
           memBytes: limits.memory_mb * 1024 * 1024,
-        }, bytes ? [bytes.buffer] : []),
-        watchdog,
-      ]);
-      return done.output ?? new Uint8Array();
-    } catch (err) {
-      if (err instanceof SandboxError && err.code === "trap" && Date.now() >= deadline) {
-        throw new SandboxError("timeout", `Call to "${fn}" exceeded ${limits.timeout_ms} ms`, {
-          cause: err,
-        });
-      }
-      throw err;
+        },
+        bytes,
+        limits.timeout_ms + WATCHDOG_GRACE_MS,
+      );
     } finally {
-      clearTimeout(timer);
       callAbort.abort();
     }
   }
