@@ -189,3 +189,27 @@ Deno.test("sandbox - inspectModule lists exports, imports and host functions", a
   const bad = await inspectModule(await compileWat("unknown_import"));
   assertMatch(bad.abiProblems.join(";"), /mr_format_disk/);
 });
+
+Deno.test("sandbox - closing the sandbox during a call rejects the call and stops its host work", async () => {
+  const t = await setupSandbox();
+  try {
+    const p = await t.sandbox.load(await compileWat("exec"), {
+      name: "closing",
+      grants: grantsSchema.parse({ exec: [["sleep", "30"]] }),
+      limits: { ...limits, timeout_ms: 800 },
+    });
+    const started = Date.now();
+    const call = p.callJson("mr_exec", { argv: ["sleep", "30"] });
+    await new Promise((r) => setTimeout(r, 100));
+    await t.sandbox.close();
+    const err = await assertRejects(() => call, SandboxError);
+    assertEquals((err as SandboxError).code, "trap");
+    assert(Date.now() - started < 2_000);
+    await assertRejects(
+      () => t.sandbox.load(new Uint8Array(), { name: "x", grants: noGrants, limits }),
+      Error,
+    );
+  } finally {
+    await t[Symbol.asyncDispose]();
+  }
+});

@@ -263,7 +263,7 @@ class SandboxImpl implements Sandbox {
   /** Replaces a runtime thread stuck past a deadline and reloads its plugins elsewhere. */
   async replaceThread(stuck: RuntimeThread): Promise<void> {
     const idx = this.threads.indexOf(stuck);
-    if (idx < 0) return;
+    if (idx < 0 || this.#closed) return;
     stuck.kill(new SandboxError("timeout", "Runtime thread stopped after a stuck call"));
     const fresh = new RuntimeThread(this);
     this.threads[idx] = fresh;
