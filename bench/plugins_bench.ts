@@ -98,7 +98,7 @@ Deno.bench("sandbox - 100 host round trips (mr_is_leader)", { group: "call" }, a
 // Fuel overhead: the same compute loop, plain vs instrumented, instantiated in this thread.
 const runaway = await compileWat("runaway");
 const kernel = new Proxy({}, { get: () => () => 0n });
-const imports = { "extism:host/env": kernel, [TICK_MODULE]: { [TICK_NAME]: () => 1n << 20n } };
+const imports = { "extism:host/env": kernel, [TICK_MODULE]: { [TICK_NAME]: () => 1 << 20 } };
 const plain = (await WebAssembly.instantiate(runaway as Uint8Array<ArrayBuffer>, imports))
   .instance.exports as { compute: () => number };
 const metered = (await WebAssembly.instantiate(
@@ -109,7 +109,7 @@ Deno.bench("fuel - compute loop, not instrumented", { group: "fuel", baseline: t
   plain.compute();
 });
 Deno.bench("fuel - compute loop, instrumented", { group: "fuel" }, () => {
-  metered.__mr_fuel.value = 0n;
+  metered.__mr_fuel.value = 0;
   metered.compute();
 });
 

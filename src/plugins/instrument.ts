@@ -3,8 +3,9 @@
  *
  * Fuel: binaryen's `log-execution` pass inserts a call at every function entry, loop header
  * and return; we turn that call target into an internal function that decrements the
- * exported mutable i64 global {@linkcode FUEL_GLOBAL} and traps (`unreachable`) once it goes
- * negative, then inline it. A trap with a negative counter is reported as `fuel_exhausted`.
+ * exported mutable i32 global {@linkcode FUEL_GLOBAL} and, when it goes negative, asks the
+ * runtime for the next chunk of the budget (the runtime checks the deadline there); a zero
+ * refill traps (`unreachable`) and the runtime reports `fuel_exhausted` or `timeout`.
  *
  * Memory: the memory section's maximum is rewritten to the cap so `memory.grow` past it
  * fails inside the engine (returns -1) instead of growing the host.
@@ -20,7 +21,7 @@ export { FUEL_GLOBAL };
 const FUEL_FN = "log_execution";
 const TICK_FN = "__mr_tick";
 /**
- * Import through which metered code asks for the next chunk of fuel (`() -> i64`, 0 = stop);
+ * Import through which metered code asks for the next chunk of fuel (`() -> i32`, 0 = stop);
  * the runtime checks the call's deadline and the remaining budget there.
  */
 export const TICK_MODULE = "mr:sandbox";
@@ -67,22 +68,21 @@ export function instrumentModule(wasm: Uint8Array, options: InstrumentOptions): 
       }
       mod.runPasses(["log-execution"]);
       mod.removeFunction(FUEL_FN);
-      mod.addGlobal(FUEL_GLOBAL, binaryen.i64, true, mod.i64.const(0n as unknown as number));
+      mod.addGlobal(FUEL_GLOBAL, binaryen.i32, true, mod.i32.const(0));
       mod.addGlobalExport(FUEL_GLOBAL, FUEL_GLOBAL);
-      mod.addFunctionImport(TICK_FN, TICK_MODULE, TICK_NAME, binaryen.none, binaryen.i64);
-      const fuel = () => mod.global.get(FUEL_GLOBAL, binaryen.i64);
-      const i64 = (n: bigint) => mod.i64.const(n as unknown as number);
+      mod.addFunctionImport(TICK_FN, TICK_MODULE, TICK_NAME, binaryen.none, binaryen.i32);
+      const fuel = () => mod.global.get(FUEL_GLOBAL, binaryen.i32);
       // fuel -= 1
       // if (fuel < 0) { fuel = refill(); if (fuel <= 0) unreachable }
       // The global holds a chunk of the budget; the runtime refills it (checking the
       // call's deadline and the remaining budget) so the hot path is one sub + one branch.
       const body = mod.block(null, [
-        mod.global.set(FUEL_GLOBAL, mod.i64.sub(fuel(), i64(1n))),
+        mod.global.set(FUEL_GLOBAL, mod.i32.sub(fuel(), mod.i32.const(1))),
         mod.if(
-          mod.i64.lt_s(fuel(), i64(0n)),
+          mod.i32.lt_s(fuel(), mod.i32.const(0)),
           mod.block(null, [
-            mod.global.set(FUEL_GLOBAL, mod.call(TICK_FN, [], binaryen.i64)),
-            mod.if(mod.i64.le_s(fuel(), i64(0n)), mod.unreachable()),
+            mod.global.set(FUEL_GLOBAL, mod.call(TICK_FN, [], binaryen.i32)),
+            mod.if(mod.i32.le_s(fuel(), mod.i32.const(0)), mod.unreachable()),
           ]),
         ),
       ]);

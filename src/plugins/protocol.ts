@@ -7,7 +7,7 @@
  */
 import type { SandboxErrorCode } from "./types.ts";
 
-/** Name of the exported fuel counter global (i64, mutable) injected at load. */
+/** Name of the exported fuel counter global (i32, mutable; holds a chunk of the budget) injected at load. */
 export const FUEL_GLOBAL = "__mr_fuel";
 
 /** Reply buffer: Int32 slots then data. */

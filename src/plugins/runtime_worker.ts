@@ -166,19 +166,19 @@ async function instantiate(h: Omit<Hosted, "plugin" | "fuel" | "memory">): Promi
       "extism:host/user": user,
       // Metered code asks for the next chunk of fuel when its counter runs out.
       "mr:sandbox": {
-        refill: (): bigint => {
+        refill: (): number => {
           const c = partial.call;
           if (Date.now() >= c.deadline) {
             c.timedOut = true;
-            return 0n;
+            return 0;
           }
           if (c.fuelLeft <= 0) {
             c.fuelOut = true;
-            return 0n;
+            return 0;
           }
           const chunk = Math.min(c.fuelLeft, FUEL_CHUNK);
           c.fuelLeft -= chunk;
-          return BigInt(chunk);
+          return chunk;
         },
       },
       // Cap what the plugin allocates through the kernel per call (host-side memory).
@@ -269,7 +269,7 @@ async function handleCall(
   h.call.timedOut = false;
   h.call.fuelOut = false;
   h.call.fuelLeft = req.fuel;
-  h.fuel.value = 0n;
+  h.fuel.value = 0;
   try {
     const out = await h.plugin.call(req.fn, input ?? undefined);
     const bytes = out ? out.bytes() : new Uint8Array();
