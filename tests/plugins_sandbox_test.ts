@@ -213,3 +213,21 @@ Deno.test("sandbox - closing the sandbox during a call rejects the call and stop
     await t[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("sandbox - many plugins on three threads answer many concurrent calls correctly", async () => {
+  await using t = await setupSandbox({ threads: 3 });
+  const wasm = await compileWat("echo");
+  const plugins = await Promise.all(
+    Array.from(
+      { length: 10 },
+      (_, i) => t.sandbox.load(wasm, { name: `echo-${i}`, grants: noGrants, limits }),
+    ),
+  );
+  const calls = Array.from({ length: 200 }, (_, i) => {
+    const p = plugins[i % plugins.length]!;
+    const input = `${p.name}:${i}:${"x".repeat(i)}`;
+    return p.call("echo", input).then((out) => assertEquals(text(out), input));
+  });
+  await Promise.all(calls);
+  await Promise.all(plugins.map((p) => p.close()));
+});
