@@ -231,3 +231,15 @@ Deno.test("sandbox - many plugins on three threads answer many concurrent calls 
   await Promise.all(calls);
   await Promise.all(plugins.map((p) => p.close()));
 });
+
+Deno.test("sandbox - a non-zero export return code is a PluginError", async () => {
+  await using t = await setupSandbox();
+  const p = await t.sandbox.load(await compileWat("return_code"), {
+    name: "rc",
+    grants: noGrants,
+    limits,
+  });
+  const err = await assertRejects(() => p.call("fails"), PluginError);
+  assertMatch((err as Error).message, /returned 3/);
+  assertEquals(await p.callJson("ok"), 1);
+});

@@ -13,10 +13,10 @@
  * @module
  */
 import binaryen from "binaryen";
-import { FUEL_GLOBAL } from "./protocol.ts";
+import { FUEL_GLOBAL, RC_GLOBAL } from "./protocol.ts";
 import { SandboxError } from "./types.ts";
 
-export { FUEL_GLOBAL };
+export { FUEL_GLOBAL, RC_GLOBAL };
 
 const FUEL_FN = "log_execution";
 const TICK_FN = "__mr_tick";
@@ -60,7 +60,7 @@ export function instrumentModule(wasm: Uint8Array, options: InstrumentOptions): 
         F.MVP | F.MutableGlobals | F.NontrappingFPToInt | F.SignExt | F.BulkMemory | F.SIMD128 |
           F.Multivalue | F.ReferenceTypes | F.TailCall,
       );
-      if (hasGlobal(mod, FUEL_GLOBAL)) {
+      if (hasGlobal(mod, FUEL_GLOBAL) || hasGlobal(mod, RC_GLOBAL)) {
         throw new SandboxError("invalid_module", `Module defines reserved name: "${FUEL_GLOBAL}"`);
       }
       if (hasFunction(mod, FUEL_FN) || hasFunction(mod, TICK_FN)) {
@@ -87,6 +87,7 @@ export function instrumentModule(wasm: Uint8Array, options: InstrumentOptions): 
         ),
       ]);
       mod.addFunction(FUEL_FN, binaryen.i32, binaryen.none, [], body);
+      wrapExportsForReturnCode(mod);
       binaryen.setAlwaysInlineMaxSize(32);
       mod.runPasses(["inlining", "vacuum"]);
       out = mod.emitBinary();
@@ -100,6 +101,38 @@ export function instrumentModule(wasm: Uint8Array, options: InstrumentOptions): 
     }
   }
   return capMemory(out, options.maxPages);
+}
+
+/**
+ * Points every exported `() -> i32` function at a wrapper that stores the return code in
+ * the exported global {@linkcode RC_GLOBAL}: Extism JS ignores it, ABI v1 calls non-zero a
+ * failure.
+ */
+function wrapExportsForReturnCode(mod: binaryen.Module): void {
+  mod.addGlobal(RC_GLOBAL, binaryen.i32, true, mod.i32.const(0));
+  mod.addGlobalExport(RC_GLOBAL, RC_GLOBAL);
+  const exports: { name: string; value: string }[] = [];
+  for (let i = 0; i < mod.getNumExports(); i++) {
+    const info = binaryen.getExportInfo(mod.getExportByIndex(i));
+    if (info.kind === binaryen.ExternalFunction) exports.push(info);
+  }
+  for (const { name, value } of exports) {
+    const fn = binaryen.getFunctionInfo(mod.getFunction(value));
+    if (fn.params !== binaryen.none || fn.results !== binaryen.i32) continue;
+    const wrapper = `__mr_rc_${name}`;
+    mod.addFunction(
+      wrapper,
+      binaryen.none,
+      binaryen.i32,
+      [],
+      mod.block(null, [
+        mod.global.set(RC_GLOBAL, mod.call(value, [], binaryen.i32)),
+        mod.global.get(RC_GLOBAL, binaryen.i32),
+      ], binaryen.i32),
+    );
+    mod.removeExport(name);
+    mod.addFunctionExport(wrapper, name);
+  }
 }
 
 function hasGlobal(mod: binaryen.Module, name: string): boolean {

@@ -10,6 +10,9 @@ import type { SandboxErrorCode } from "./types.ts";
 /** Name of the exported fuel counter global (i32, mutable; holds a chunk of the budget) injected at load. */
 export const FUEL_GLOBAL = "__mr_fuel";
 
+/** Name of the exported global (i32) holding the last export's return code. */
+export const RC_GLOBAL = "__mr_rc";
+
 /** Reply buffer: Int32 slots then data. */
 export const SAB_STATE = 0; // 0 = waiting, 1 = reply written
 export const SAB_SEQ = 1; // sequence number of the written reply

@@ -19,6 +19,7 @@ import {
   MAIL_IDLE,
   MAIL_KICK,
   MAIL_STATE,
+  RC_GLOBAL,
   type ResultHeader,
   SAB_DATA_BYTES,
   SAB_HEADER,
@@ -52,6 +53,7 @@ interface Hosted {
   maxPages: number;
   plugin: Plugin;
   fuel: WebAssembly.Global;
+  rc: WebAssembly.Global | null;
   memory: WebAssembly.Memory;
   /** Per-call state read by host/kernel functions. */
   call: CallState;
@@ -141,7 +143,7 @@ function logFromPlugin(h: Hosted, input: string): string {
   return "{}";
 }
 
-async function instantiate(h: Omit<Hosted, "plugin" | "fuel" | "memory">): Promise<Hosted> {
+async function instantiate(h: Omit<Hosted, "plugin" | "fuel" | "memory" | "rc">): Promise<Hosted> {
   const partial = h as Hosted;
   const user: Record<string, (ctx: CallContext, addr: bigint) => bigint> = {};
   for (const fn of h.hostFunctions) {
@@ -206,6 +208,8 @@ async function instantiate(h: Omit<Hosted, "plugin" | "fuel" | "memory">): Promi
   }
   partial.plugin = plugin;
   partial.fuel = fuel;
+  const rc = instance.exports[RC_GLOBAL];
+  partial.rc = rc instanceof WebAssembly.Global ? rc : null;
   partial.memory = memory;
   return partial;
 }
@@ -270,9 +274,19 @@ async function handleCall(
   h.call.fuelOut = false;
   h.call.fuelLeft = req.fuel;
   h.fuel.value = 0;
+  if (h.rc) h.rc.value = 0;
   try {
     const out = await h.plugin.call(req.fn, input ?? undefined);
     const bytes = out ? out.bytes() : new Uint8Array();
+    const rc = h.rc ? Number(h.rc.value) : 0;
+    if (rc !== 0) {
+      return runFailure({
+        code: "plugin_error",
+        message: `Export "${req.fn}" returned ${rc}${
+          bytes.byteLength ? `: ${decoder.decode(bytes.subarray(0, 500))}` : ""
+        }`,
+      });
+    }
     if (bytes.byteLength > req.outputMax || bytes.byteLength > MAIL_DATA_BYTES - 1024) {
       return runFailure({
         code: "output_too_large",
