@@ -100,17 +100,28 @@ const runaway = await compileWat("runaway");
 const kernel = new Proxy({}, { get: () => () => 0n });
 const imports = { "extism:host/env": kernel, [TICK_MODULE]: { [TICK_NAME]: () => 1 << 20 } };
 const plain = (await WebAssembly.instantiate(runaway as Uint8Array<ArrayBuffer>, imports))
-  .instance.exports as { compute: () => number };
+  .instance.exports as { compute: () => number; hash: () => number };
 const metered = (await WebAssembly.instantiate(
   instrumentModule(runaway, { maxPages: 512 }) as Uint8Array<ArrayBuffer>,
   imports,
-)).instance.exports as { compute: () => number; __mr_fuel: WebAssembly.Global };
+)).instance.exports as { compute: () => number; hash: () => number; __mr_fuel_reset: () => void };
 Deno.bench("fuel - compute loop, not instrumented", { group: "fuel", baseline: true }, () => {
   plain.compute();
 });
 Deno.bench("fuel - compute loop, instrumented", { group: "fuel" }, () => {
-  metered.__mr_fuel.value = 0;
+  metered.__mr_fuel_reset();
   metered.compute();
+});
+
+Deno.bench("fuel - FNV-1a hash of 64 KiB ×40, not instrumented", {
+  group: "fuel-hash",
+  baseline: true,
+}, () => {
+  plain.hash();
+});
+Deno.bench("fuel - FNV-1a hash of 64 KiB ×40, instrumented", { group: "fuel-hash" }, () => {
+  metered.__mr_fuel_reset();
+  metered.hash();
 });
 
 // A ~1 MB module: many functions with loops and arithmetic.

@@ -3,7 +3,8 @@
  *
  * Fuel: binaryen's `log-execution` pass inserts a call at every function entry, loop header
  * and return; we turn that call target into an internal function that decrements the
- * exported mutable i32 global {@linkcode FUEL_GLOBAL} and, when it goes negative, asks the
+ * internal mutable i32 global {@linkcode FUEL_GLOBAL} (zeroed before each call through the
+ * exported {@linkcode FUEL_RESET}) and, when it goes negative, asks the
  * runtime for the next chunk of the budget (the runtime checks the deadline there); a zero
  * refill traps (`unreachable`) and the runtime reports `fuel_exhausted` or `timeout`.
  *
@@ -13,10 +14,10 @@
  * @module
  */
 import binaryen from "binaryen";
-import { FUEL_GLOBAL, RC_GLOBAL } from "./protocol.ts";
+import { FUEL_GLOBAL, FUEL_RESET, RC_GLOBAL } from "./protocol.ts";
 import { SandboxError } from "./types.ts";
 
-export { FUEL_GLOBAL, RC_GLOBAL };
+export { FUEL_GLOBAL, FUEL_RESET, RC_GLOBAL };
 
 const FUEL_FN = "log_execution";
 const TICK_FN = "__mr_tick";
@@ -63,13 +64,21 @@ export function instrumentModule(wasm: Uint8Array, options: InstrumentOptions): 
       if (hasGlobal(mod, FUEL_GLOBAL) || hasGlobal(mod, RC_GLOBAL)) {
         throw new SandboxError("invalid_module", `Module defines reserved name: "${FUEL_GLOBAL}"`);
       }
-      if (hasFunction(mod, FUEL_FN) || hasFunction(mod, TICK_FN)) {
+      if (hasFunction(mod, FUEL_FN) || hasFunction(mod, TICK_FN) || hasFunction(mod, FUEL_RESET)) {
         throw new SandboxError("invalid_module", `Module defines reserved name: "${FUEL_FN}"`);
       }
       mod.runPasses(["log-execution"]);
       mod.removeFunction(FUEL_FN);
       mod.addGlobal(FUEL_GLOBAL, binaryen.i32, true, mod.i32.const(0));
-      mod.addGlobalExport(FUEL_GLOBAL, FUEL_GLOBAL);
+      // Not exported: V8 boxes exported mutable globals, which would slow every decrement.
+      mod.addFunction(
+        FUEL_RESET,
+        binaryen.none,
+        binaryen.none,
+        [],
+        mod.global.set(FUEL_GLOBAL, mod.i32.const(0)),
+      );
+      mod.addFunctionExport(FUEL_RESET, FUEL_RESET);
       mod.addFunctionImport(TICK_FN, TICK_MODULE, TICK_NAME, binaryen.none, binaryen.i32);
       const fuel = () => mod.global.get(FUEL_GLOBAL, binaryen.i32);
       // fuel -= 1

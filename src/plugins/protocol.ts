@@ -10,6 +10,9 @@ import type { SandboxErrorCode } from "./types.ts";
 /** Name of the exported fuel counter global (i32, mutable; holds a chunk of the budget) injected at load. */
 export const FUEL_GLOBAL = "__mr_fuel";
 
+/** Exported function that zeroes the fuel counter (the runtime then refills it). */
+export const FUEL_RESET = "__mr_fuel_reset";
+
 /** Name of the exported global (i32) holding the last export's return code. */
 export const RC_GLOBAL = "__mr_rc";
 

@@ -9,7 +9,7 @@ import createPlugin, { type CallContext, type Plugin } from "@extism/extism";
 import {
   type CallHeader,
   type FromWorker,
-  FUEL_GLOBAL,
+  FUEL_RESET,
   MAIL_BLEN,
   MAIL_CALL,
   MAIL_DATA_BYTES,
@@ -52,7 +52,8 @@ interface Hosted {
   hostFunctions: string[];
   maxPages: number;
   plugin: Plugin;
-  fuel: WebAssembly.Global;
+  /** Zeroes the module's fuel counter. */
+  fuel: () => void;
   rc: WebAssembly.Global | null;
   memory: WebAssembly.Memory;
   /** Per-call state read by host/kernel functions. */
@@ -200,14 +201,14 @@ async function instantiate(h: Omit<Hosted, "plugin" | "fuel" | "memory" | "rc">)
     },
   });
   const instance = await plugin.getInstance();
-  const fuel = instance.exports[FUEL_GLOBAL];
+  const fuel = instance.exports[FUEL_RESET];
   const memory = instance.exports["memory"];
-  if (!(fuel instanceof WebAssembly.Global) || !(memory instanceof WebAssembly.Memory)) {
+  if (typeof fuel !== "function" || !(memory instanceof WebAssembly.Memory)) {
     await plugin.close();
     throw new Stop({ code: "invalid_module", message: "Instrumented module lacks fuel or memory" });
   }
   partial.plugin = plugin;
-  partial.fuel = fuel;
+  partial.fuel = fuel as () => void;
   const rc = instance.exports[RC_GLOBAL];
   partial.rc = rc instanceof WebAssembly.Global ? rc : null;
   partial.memory = memory;
@@ -273,7 +274,7 @@ async function handleCall(
   h.call.timedOut = false;
   h.call.fuelOut = false;
   h.call.fuelLeft = req.fuel;
-  h.fuel.value = 0;
+  h.fuel();
   if (h.rc) h.rc.value = 0;
   try {
     const out = await h.plugin.call(req.fn, input ?? undefined);
