@@ -1,0 +1,202 @@
+/**
+ * CloudEvents (DESIGN §4) and the outbox: everything leaving the node is built here and
+ * written to the durable spool; the replicator sends it.
+ *
+ * Wire formats written by the outbox:
+ * - `event` → `mr.<site>.<node>.ev.<category>`: a CloudEvents 1.0 JSON document
+ *   (structured mode), `Nats-Msg-Id` = CloudEvent `id`.
+ * - `submit` → `mr.<site>.<node>.submit.<name>`: the payload as raw JSON (no envelope),
+ *   `Nats-Msg-Id` = a fresh ULID, headers `Mr-Source` (`mr://…[/agents/<name>]`) and
+ *   `Mr-Time` (RFC 3339).
+ * - `metric` → `mr.<site>.<node>.metrics`: one JSON message per sample,
+ *   `{"time","site","node","name","value","kind","labels"?,"agent"?}`, priority 3, TTL 1 h.
+ *
+ * @module
+ */
+import { CloudEvent } from "cloudevents";
+import type { Outbox, OutboxEventOptions } from "../daemon/types.ts";
+import type { Spool } from "../spool/mod.ts";
+import { ulid as defaultUlid } from "../util/ulid.ts";
+
+const TOKEN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const enc = new TextEncoder();
+
+/** Options for {@linkcode createCloudEvent}. */
+export interface CloudEventOptions {
+  customer: string;
+  site: string;
+  node: string;
+  category: string;
+  event: string;
+  data: unknown;
+  agent?: string;
+  subject?: string;
+  type?: string;
+  id?: string;
+  time?: string | Date | number;
+}
+
+function checkToken(what: string, v: string): void {
+  if (!TOKEN.test(v)) {
+    throw new TypeError(`${what} must match ${TOKEN.source}, got ${JSON.stringify(v)}`);
+  }
+}
+
+/** The `source` URI of a node or one of its agents. */
+export function eventSource(
+  c: { customer: string; site: string; node: string },
+  agent?: string,
+): string {
+  return `mr://${c.customer}/${c.site}/${c.node}` + (agent ? `/agents/${agent}` : "");
+}
+
+/** Builds and validates a CloudEvents 1.0 JSON object per DESIGN §4. */
+export function createCloudEvent(opts: CloudEventOptions): Record<string, unknown> {
+  checkToken("category", opts.category);
+  if (opts.agent !== undefined) checkToken("agent", opts.agent);
+  if (!opts.type && !/^[a-z0-9][a-z0-9_.-]{0,62}$/.test(opts.event)) {
+    throw new TypeError(`event name must be a lowercase token, got ${JSON.stringify(opts.event)}`);
+  }
+  const time = opts.time === undefined
+    ? new Date().toISOString()
+    : new Date(opts.time).toISOString();
+  const attrs: Record<string, unknown> = {
+    specversion: "1.0",
+    id: opts.id ?? defaultUlid(),
+    source: eventSource(opts, opts.agent),
+    type: opts.type ?? `io.machineroom.${opts.category}.v1.${opts.event}`,
+    time,
+    datacontenttype: "application/json",
+    mrsite: opts.site,
+    mrnode: opts.node,
+    data: opts.data === undefined ? null : opts.data,
+  };
+  if (opts.agent !== undefined) attrs.mragent = opts.agent;
+  if (opts.subject !== undefined) attrs.subject = opts.subject;
+  // strict mode validates the attributes against the CloudEvents 1.0 spec
+  const ce = new CloudEvent(attrs, true);
+  return ce.toJSON() as Record<string, unknown>;
+}
+
+/** Options for {@linkcode createOutbox}. */
+export interface OutboxOptions {
+  spool: Spool;
+  config: { customer: string; site: string; node: string };
+  now?: () => number;
+  ulid?: () => string;
+  /** TTL of events and submissions. @default {7 days} */
+  defaultTtlMs?: number;
+  /** TTL of metric samples. @default {1 hour} */
+  metricTtlMs?: number;
+}
+
+/** Default event/submission TTL: 7 days. */
+export const DEFAULT_EVENT_TTL_MS = 7 * 24 * 3600 * 1000;
+
+function checkPriority(p: number | undefined, dflt: number): number {
+  const v = p ?? dflt;
+  if (!Number.isInteger(v) || v < 0 || v > 4) {
+    throw new RangeError(`priority must be an integer 0..4, got ${v}`);
+  }
+  return v;
+}
+
+/** Creates the outbox over a spool (implements `Outbox` of src/daemon/types.ts). */
+export function createOutbox(opts: OutboxOptions): Outbox {
+  const { spool, config } = opts;
+  const now = opts.now ?? Date.now;
+  const mkId = opts.ulid ?? defaultUlid;
+  const ttl = opts.defaultTtlMs ?? DEFAULT_EVENT_TTL_MS;
+  const metricTtl = opts.metricTtlMs ?? 3600_000;
+  checkToken("site", config.site);
+  checkToken("node", config.node);
+  const base = `mr.${config.site}.${config.node}`;
+
+  return {
+    event(category: string, event: string, data: unknown, o: OutboxEventOptions = {}) {
+      try {
+        const t = now();
+        const id = mkId();
+        const ce: CloudEventOptions = {
+          ...config,
+          category,
+          event,
+          data,
+          id,
+          time: t,
+        };
+        if (o.agent !== undefined) ce.agent = o.agent;
+        if (o.subject !== undefined) ce.subject = o.subject;
+        if (o.type !== undefined) ce.type = o.type;
+        const doc = createCloudEvent(ce);
+        spool.append({
+          id,
+          subject: `${base}.ev.${category}`,
+          payload: enc.encode(JSON.stringify(doc)),
+          priority: checkPriority(o.priority, 2),
+          createdAt: t,
+          expiresAt: t + ttl,
+        });
+        return Promise.resolve(id);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    },
+    submit(subject, payload, o = {}) {
+      try {
+        checkToken("submit subject", subject);
+        if (o.agent !== undefined) checkToken("agent", o.agent);
+        const t = now();
+        const id = mkId();
+        const body = JSON.stringify(payload === undefined ? null : payload);
+        spool.append({
+          id,
+          subject: `${base}.submit.${subject}`,
+          payload: enc.encode(body),
+          headers: {
+            "Mr-Source": eventSource(config, o.agent),
+            "Mr-Time": new Date(t).toISOString(),
+          },
+          priority: checkPriority(o.priority, 2),
+          createdAt: t,
+          expiresAt: t + (o.ttlMs ?? ttl),
+        });
+        return Promise.resolve(id);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    },
+    metric(sample) {
+      try {
+        if (typeof sample.name !== "string" || sample.name === "") {
+          throw new TypeError("metric name must be a non-empty string");
+        }
+        if (typeof sample.value !== "number" || !Number.isFinite(sample.value)) {
+          throw new TypeError(`metric ${sample.name}: value must be a finite number`);
+        }
+        const t = now();
+        const doc: Record<string, unknown> = {
+          time: new Date(t).toISOString(),
+          site: config.site,
+          node: config.node,
+          name: sample.name,
+          value: sample.value,
+          kind: sample.kind ?? "gauge",
+        };
+        if (sample.labels) doc.labels = sample.labels;
+        if (sample.agent !== undefined) doc.agent = sample.agent;
+        spool.append({
+          id: mkId(),
+          subject: `${base}.metrics`,
+          payload: enc.encode(JSON.stringify(doc)),
+          priority: 3,
+          createdAt: t,
+          expiresAt: t + metricTtl,
+        });
+        return Promise.resolve();
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    },
+  };
+}

@@ -1,0 +1,342 @@
+/**
+ * Durable spool: every message leaving the node is written here first (SQLite via
+ * `node:sqlite`, WAL, `synchronous=NORMAL`), then drained by the replicator.
+ *
+ * Durability: with WAL + `synchronous=NORMAL` a committed transaction is in the WAL file
+ * (the OS page cache) when `append()` returns, so it survives `kill -9` of the process;
+ * it is not fsynced per commit, so a power loss may lose the last transactions (never
+ * corrupt the database). Set `synchronous: "FULL"` to fsync each commit.
+ *
+ * Overflow policy: when `maxBytes` would be exceeded, the lowest-priority (highest
+ * number), oldest rows are dropped first and counted in `dropped`.
+ *
+ * @module
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { Logger } from "../log/logger.ts";
+
+/** One spooled message. */
+export interface SpoolMessage {
+  /** ULID, also `Nats-Msg-Id`. */
+  id: string;
+  subject: string;
+  payload: Uint8Array;
+  headers?: Record<string, string>;
+  /** 0 highest … 4 lowest. */
+  priority: number;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** Spool counters. */
+export interface SpoolStats {
+  depth: number;
+  bytes: number;
+  oldestAgeMs: number | null;
+  dropped: number;
+  expired: number;
+  byPriority: Record<number, number>;
+}
+
+/** Options for {@linkcode openSpool}. */
+export interface SpoolOptions {
+  /** Size cap over payload + subject + headers bytes. @default {256 MiB} */
+  maxBytes?: number;
+  logger?: Logger;
+  now?: () => number;
+  /** @default {"NORMAL"} */
+  synchronous?: "NORMAL" | "FULL";
+}
+
+/** Input of {@linkcode Spool.append}. */
+export type SpoolInput = Omit<SpoolMessage, "createdAt"> & { createdAt?: number };
+
+/** The durable spool. */
+export interface Spool {
+  /** Durable when it returns. Throws RangeError for a message larger than the cap. */
+  append(msg: SpoolInput): void;
+  /** Appends in one transaction. */
+  appendMany(msgs: SpoolInput[]): void;
+  /** Highest priority first, oldest first within a priority; purges expired rows. */
+  next(limit: number, excludeIds?: ReadonlySet<string>): SpoolMessage[];
+  /** Deletes acknowledged rows. */
+  ack(ids: string[]): void;
+  stats(): SpoolStats;
+  /** Called after every append; returns an unsubscribe function. */
+  onAppend(listener: () => void): () => void;
+  close(): void;
+}
+
+/** Default size cap: 256 MiB. */
+export const DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024;
+
+const enc = new TextEncoder();
+
+interface Row {
+  seq: number;
+  id: string;
+  subject: string;
+  payload: Uint8Array;
+  headers: string | null;
+  priority: number;
+  created_at: number;
+  expires_at: number;
+}
+
+function sizeOf(m: SpoolInput): number {
+  let n = m.payload.byteLength + enc.encode(m.subject).byteLength + 64;
+  if (m.headers) n += enc.encode(JSON.stringify(m.headers)).byteLength;
+  return n;
+}
+
+/** Opens (creating if needed) the spool database at `path` (`:memory:` for tests). */
+export function openSpool(path: string, options: SpoolOptions = {}): Spool {
+  const maxBytes = options.maxBytes ?? DEFAULT_SPOOL_MAX_BYTES;
+  const now = options.now ?? Date.now;
+  const logger = options.logger;
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA journal_mode=WAL");
+  db.exec(`PRAGMA synchronous=${options.synchronous ?? "NORMAL"}`);
+  db.exec("PRAGMA busy_timeout=5000");
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS messages (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      id TEXT NOT NULL UNIQUE,
+      subject TEXT NOT NULL,
+      payload BLOB NOT NULL,
+      headers TEXT,
+      priority INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      size INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS messages_order ON messages(priority, seq);
+    CREATE INDEX IF NOT EXISTS messages_expiry ON messages(expires_at);
+    CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT OR IGNORE INTO counters(name, value) VALUES ('dropped', 0), ('expired', 0);
+  `);
+  if (path !== ":memory:") {
+    try {
+      Deno.chmodSync(path, 0o600);
+    } catch { /* best effort (non-posix) */ }
+  }
+
+  const insert = db.prepare(
+    "INSERT OR IGNORE INTO messages(id, subject, payload, headers, priority, created_at, expires_at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+  );
+  const selectNext = db.prepare(
+    "SELECT seq, id, subject, payload, headers, priority, created_at, expires_at FROM messages ORDER BY priority ASC, seq ASC LIMIT ?",
+  );
+  const selectVictims = db.prepare(
+    "SELECT seq, size FROM messages ORDER BY priority DESC, seq ASC LIMIT 256",
+  );
+  const deleteSeq = db.prepare("DELETE FROM messages WHERE seq = ?");
+  const deleteId = db.prepare("DELETE FROM messages WHERE id = ? RETURNING size");
+  const countExpired = db.prepare(
+    "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM messages WHERE expires_at <= ?",
+  );
+  const deleteExpired = db.prepare("DELETE FROM messages WHERE expires_at <= ?");
+  const bump = db.prepare("UPDATE counters SET value = value + ? WHERE name = ?");
+  const getCounter = db.prepare("SELECT value FROM counters WHERE name = ?");
+  const totals = db.prepare(
+    "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM messages",
+  );
+  const perPriority = db.prepare(
+    "SELECT priority, COUNT(*) AS n FROM messages GROUP BY priority",
+  );
+  const oldest = db.prepare("SELECT MIN(created_at) AS t FROM messages");
+
+  const t = totals.get() as { n: number; b: number };
+  let depth = Number(t.n);
+  let bytes = Number(t.b);
+  let dropped = Number((getCounter.get("dropped") as { value: number }).value);
+  let expired = Number((getCounter.get("expired") as { value: number }).value);
+  const listeners = new Set<() => void>();
+  let closed = false;
+
+  function tx<T>(fn: () => T): T {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const r = fn();
+      db.exec("COMMIT");
+      return r;
+    } catch (e) {
+      db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+
+  function makeRoom(need: number): { n: number; freed: number } {
+    let n = 0;
+    let freed = 0;
+    while (bytes - freed + need > maxBytes) {
+      const victims = selectVictims.all() as { seq: number; size: number }[];
+      if (victims.length === 0) break;
+      for (const v of victims) {
+        if (bytes - freed + need <= maxBytes) break;
+        deleteSeq.run(v.seq);
+        freed += Number(v.size);
+        n++;
+      }
+    }
+    if (n > 0) bump.run(n, "dropped");
+    return { n, freed };
+  }
+
+  function insertOne(m: SpoolInput): { added: number; bytes: number; dropped: number; freed: number } {
+    if (!Number.isInteger(m.priority) || m.priority < 0 || m.priority > 4) {
+      throw new RangeError(`spool: priority must be an integer 0..4, got ${m.priority}`);
+    }
+    const size = sizeOf(m);
+    if (size > maxBytes) {
+      throw new RangeError(
+        `spool: message ${m.id} is ${size} bytes, larger than the spool cap of ${maxBytes} bytes`,
+      );
+    }
+    let droppedNow = 0;
+    let freed = 0;
+    if (bytes + size > maxBytes) {
+      const r = makeRoom(size);
+      droppedNow = r.n;
+      freed = r.freed;
+      bytes -= freed;
+      depth -= droppedNow;
+    }
+    const res = insert.run(
+      m.id,
+      m.subject,
+      m.payload,
+      m.headers ? JSON.stringify(m.headers) : null,
+      m.priority,
+      m.createdAt ?? now(),
+      m.expiresAt,
+      size,
+    );
+    const added = Number(res.changes);
+    if (added) {
+      bytes += size;
+      depth += 1;
+    }
+    return { added, bytes: size, dropped: droppedNow, freed };
+  }
+
+  function notify() {
+    for (const l of listeners) {
+      try {
+        l();
+      } catch (e) {
+        logger?.warn("spool listener failed", { error: String(e) });
+      }
+    }
+  }
+
+  function appendMany(msgs: SpoolInput[]): void {
+    if (closed) throw new Error("spool: closed");
+    if (msgs.length === 0) return;
+    const savedDepth = depth, savedBytes = bytes;
+    let d = 0;
+    try {
+      tx(() => {
+        for (const m of msgs) d += insertOne(m).dropped;
+      });
+    } catch (e) {
+      depth = savedDepth;
+      bytes = savedBytes;
+      throw e;
+    }
+    if (d > 0) {
+      dropped += d;
+      logger?.warn("spool full: dropped lowest-priority oldest messages", {
+        dropped: d,
+        total_dropped: dropped,
+        max_bytes: maxBytes,
+      });
+    }
+    notify();
+  }
+
+  function purgeExpired(): void {
+    const ts = now();
+    const r = countExpired.get(ts) as { n: number; b: number };
+    const n = Number(r.n);
+    if (n === 0) return;
+    tx(() => {
+      deleteExpired.run(ts);
+      bump.run(n, "expired");
+    });
+    depth -= n;
+    bytes -= Number(r.b);
+    expired += n;
+    logger?.info("spool: expired messages purged", { expired: n });
+  }
+
+  function toMessage(r: Row): SpoolMessage {
+    const m: SpoolMessage = {
+      id: r.id,
+      subject: r.subject,
+      payload: r.payload,
+      priority: Number(r.priority),
+      createdAt: Number(r.created_at),
+      expiresAt: Number(r.expires_at),
+    };
+    if (r.headers !== null) m.headers = JSON.parse(r.headers);
+    return m;
+  }
+
+  return {
+    append(msg) {
+      appendMany([msg]);
+    },
+    appendMany,
+    next(limit, excludeIds) {
+      if (closed) throw new Error("spool: closed");
+      purgeExpired();
+      const extra = excludeIds?.size ?? 0;
+      const rows = (selectNext as StatementSync).all(limit + extra) as unknown as Row[];
+      const out: SpoolMessage[] = [];
+      for (const r of rows) {
+        if (excludeIds?.has(r.id)) continue;
+        out.push(toMessage(r));
+        if (out.length >= limit) break;
+      }
+      return out;
+    },
+    ack(ids) {
+      if (closed || ids.length === 0) return;
+      let n = 0, b = 0;
+      tx(() => {
+        for (const id of ids) {
+          const r = deleteId.get(id) as { size: number } | undefined;
+          if (r) {
+            n++;
+            b += Number(r.size);
+          }
+        }
+      });
+      depth -= n;
+      bytes -= b;
+    },
+    stats() {
+      const byPriority: Record<number, number> = { 0: 0, 1: 0, 2: 0, 3: 0, 4: 0 };
+      let oldestAgeMs: number | null = null;
+      if (!closed) {
+        for (const r of perPriority.all() as { priority: number; n: number }[]) {
+          byPriority[Number(r.priority)] = Number(r.n);
+        }
+        const o = oldest.get() as { t: number | null };
+        if (o.t !== null) oldestAgeMs = Math.max(0, now() - Number(o.t));
+      }
+      return { depth, bytes, oldestAgeMs, dropped, expired, byPriority };
+    },
+    onAppend(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      listeners.clear();
+      db.close();
+    },
+  };
+}
