@@ -10,7 +10,7 @@
  * - Jittered exponential backoff after a failed round; `kick()` (call on reconnect)
  *   cancels the backoff. Appends wake an idle replicator (no polling).
  * - A message whose publish fails with a *permanent-looking* error (no stream for the
- *   subject = "no responders", permission violation, JetStream API rejection) is retried
+ *   subject = "no responders" / "jetstream is not enabled", permission violation, JetStream API rejection) is retried
  *   `maxAttempts` times (default 20, ~minutes with backoff) and then dropped from the spool
  *   with an `error` log line naming the id and subject, counted in `stats().parked`, so it
  *   cannot block the queue forever. Timeouts / disconnects are never counted.
@@ -72,7 +72,7 @@ function isPermanent(err: unknown): boolean {
   }
   return name === "NoRespondersError" || name === "PermissionViolationError" ||
     name === "JetStreamApiError" || msg.includes("no responders") ||
-    msg.includes("permission");
+    msg.includes("permission") || msg.includes("jetstream is not enabled");
 }
 
 /** Creates a replicator; call `start()`. */
