@@ -1,38 +1,13 @@
 import { assert, assertEquals } from "@std/assert";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { startNatsServer, tempDir } from "./helpers/nats_server.ts";
 import { openSpool } from "../src/spool/mod.ts";
 import { createReplicator } from "../src/replicator/mod.ts";
 import { createOutbox } from "../src/events/mod.ts";
 import { silentLogger } from "../src/log/logger.ts";
+import { createStreams, streamIds } from "../src/replicator/testdata/streams.ts";
 
-const TWO_MIN_NS = 120_000 * 1_000_000;
-
-export async function createStreams(nc: NatsConnection): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  for (
-    const [name, subj] of [
-      ["MR_EVENTS", "mr.*.*.ev.>"],
-      ["MR_SUBMISSION", "mr.*.*.submit.>"],
-      ["MR_METRICS", "mr.*.*.metrics"],
-    ]
-  ) {
-    await jsm.streams.add({ name: name!, subjects: [subj!], duplicate_window: TWO_MIN_NS });
-  }
-}
-
-/** All Nats-Msg-Id values stored in a stream, in stream order. */
-export async function streamIds(nc: NatsConnection, stream: string): Promise<string[]> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(stream);
-  const ids: string[] = [];
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-    const m = await jsm.streams.getMessage(stream, { seq });
-    if (m) ids.push(m.header.get("Nats-Msg-Id"));
-  }
-  return ids;
-}
 
 Deno.test("replicator - server outage: spool accumulates, every message exactly once after restart", async () => {
   await using srv = await startNatsServer();
