@@ -1,13 +1,12 @@
 import { assert, assertEquals } from "@std/assert";
 import { connect } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer, tempDir } from "./helpers/nats_server.ts";
 import { openSpool } from "../src/spool/mod.ts";
 import { createReplicator } from "../src/replicator/mod.ts";
 import { createOutbox } from "../src/events/mod.ts";
 import { silentLogger } from "../src/log/logger.ts";
 import { createStreams, streamIds } from "../src/replicator/testdata/streams.ts";
-
 
 Deno.test("replicator - server outage: spool accumulates, every message exactly once after restart", async () => {
   await using srv = await startNatsServer();
@@ -141,7 +140,10 @@ Deno.test("replicator - a message with no stream is dropped after maxAttempts an
     const outbox = createOutbox({ spool, config: { customer: "acme", site: "s1", node: "n1" } });
     const id = await outbox.event("lifecycle", "startup", {});
     rep.start();
-    assert(await rep.flush(15_000), `queue drained past the bad message: ${JSON.stringify(rep.stats())}`);
+    assert(
+      await rep.flush(15_000),
+      `queue drained past the bad message: ${JSON.stringify(rep.stats())}`,
+    );
     const st = rep.stats();
     assertEquals(st.parked, 1);
     assert(st.failures >= 2, `failed rounds before parking: ${st.failures}`);

@@ -119,7 +119,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   }
 
   function checkDrained() {
-    if (s.inFlight === 0 && spool.stats().depth === 0) {
+    if (drainWaiters.size > 0 && s.inFlight === 0 && spool.depth() === 0) {
       for (const w of drainWaiters) w();
       drainWaiters.clear();
     }
@@ -254,14 +254,13 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     },
     flush(timeoutMs) {
       return new Promise<boolean>((resolve) => {
-        let t: ReturnType<typeof setTimeout> | undefined;
         const done = () => {
-          if (t !== undefined) clearTimeout(t);
+          clearTimeout(t);
           drainWaiters.delete(done);
-          resolve(spool.stats().depth === 0 && s.inFlight === 0);
+          resolve(spool.depth() === 0 && s.inFlight === 0);
         };
+        const t = setTimeout(done, timeoutMs);
         drainWaiters.add(done);
-        t = setTimeout(done, timeoutMs);
         if (running && !inBackoff) wakeUp();
         else if (!running) done();
         checkDrained();

@@ -62,6 +62,8 @@ export interface Spool {
   /** Deletes acknowledged rows. */
   ack(ids: string[]): void;
   stats(): SpoolStats;
+  /** Number of rows, O(1) (kept in memory). */
+  depth(): number;
   /** Called after every append; returns an unsubscribe function. */
   onAppend(listener: () => void): () => void;
   close(): void;
@@ -144,7 +146,7 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
   const perPriority = db.prepare(
     "SELECT priority, COUNT(*) AS n FROM messages GROUP BY priority",
   );
-  const oldest = db.prepare("SELECT MIN(created_at) AS t FROM messages");
+  const oldest = db.prepare("SELECT created_at AS t FROM messages ORDER BY seq LIMIT 1");
 
   const t = totals.get() as { n: number; b: number };
   let depth = Number(t.n);
@@ -183,7 +185,9 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
     return { n, freed };
   }
 
-  function insertOne(m: SpoolInput): { added: number; bytes: number; dropped: number; freed: number } {
+  function insertOne(
+    m: SpoolInput,
+  ): { added: number; bytes: number; dropped: number; freed: number } {
     if (!Number.isInteger(m.priority) || m.priority < 0 || m.priority > 4) {
       throw new RangeError(`spool: priority must be an integer 0..4, got ${m.priority}`);
     }
@@ -323,10 +327,13 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
         for (const r of perPriority.all() as { priority: number; n: number }[]) {
           byPriority[Number(r.priority)] = Number(r.n);
         }
-        const o = oldest.get() as { t: number | null };
-        if (o.t !== null) oldestAgeMs = Math.max(0, now() - Number(o.t));
+        const o = oldest.get() as { t: number } | undefined;
+        if (o) oldestAgeMs = Math.max(0, now() - Number(o.t));
       }
       return { depth, bytes, oldestAgeMs, dropped, expired, byPriority };
+    },
+    depth() {
+      return depth;
     },
     onAppend(listener) {
       listeners.add(listener);

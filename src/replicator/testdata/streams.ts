@@ -28,4 +28,3 @@ export async function streamIds(nc: NatsConnection, stream: string): Promise<str
   }
   return ids;
 }
-
