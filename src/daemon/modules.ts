@@ -1,0 +1,32 @@
+/**
+ * The daemon modules `machine-room run` starts, in order. Each concern adds its factory
+ * here (one line each, in its marked slot).
+ *
+ * @module
+ */
+import type { NodeConfig } from "../config/schema.ts";
+import type { DaemonModule } from "./types.ts";
+
+/** Options that reach module factories. */
+export interface ModuleFactoryOptions {
+  config: NodeConfig;
+  /** Compiled-in agents (`builtin:<name>` sources), from `buildCli({agents})`. */
+  builtinAgents?: Record<string, () => Promise<Uint8Array>>;
+  /** The path of the config file (renewal rewrites it), if any. */
+  configPath?: string;
+}
+
+/** A factory of one module. */
+export type ModuleFactory = (o: ModuleFactoryOptions) => DaemonModule | null;
+
+/** The module factories, in start order. */
+export const MODULE_FACTORIES: ModuleFactory[] = [
+  // [slot: election] (issue 7)
+  // [slot: agents] (issue 4)
+  // [slot: renewal] (issue 5)
+];
+
+/** Instantiates the default modules for a config. */
+export function defaultModules(o: ModuleFactoryOptions): DaemonModule[] {
+  return MODULE_FACTORIES.map((f) => f(o)).filter((m): m is DaemonModule => m !== null);
+}
