@@ -87,3 +87,31 @@ export interface DaemonModule {
   /** `cmd.<command>` handlers this module answers. */
   commands?(): Record<string, CommandHandler>;
 }
+
+/**
+ * The `election` module (issue [6/6]): site leader election. The agent manager looks it up
+ * with `ctx.module<ElectionModule>("election")`; when absent every node counts as leader.
+ */
+export interface ElectionModule extends DaemonModule {
+  /** True while this node holds the site's leadership (or has the static role `leader`). */
+  isLeader(): boolean;
+  /** Called on every change of leadership; returns an unsubscribe function. */
+  onLeadershipChange(listener: (leader: boolean) => void): () => void;
+}
+
+/**
+ * The `governor` module (issue [6/6]): fleet-wide semaphores. Used by `mr_governor` and by
+ * staged rollouts (`rollout: {governor, capacity}`).
+ */
+export interface GovernorModule extends DaemonModule {
+  /**
+   * Takes a slot of governor `name` (creating it with `capacity` when it does not exist).
+   * Waits up to `timeoutMs` (0 = try once). `held: false` when no slot was free in time.
+   */
+  acquire(
+    name: string,
+    options: { owner: string; capacity?: number; timeoutMs?: number },
+  ): Promise<{ held: boolean; seq?: number }>;
+  /** Releases a slot taken by `owner` (no-op when not held). */
+  release(name: string, owner: string): Promise<void>;
+}
