@@ -5,7 +5,8 @@
  */
 import { grantsSchema, limitsSchema } from "../src/desired/spec.ts";
 import { silentLogger } from "../src/log/logger.ts";
-import { createPrintingServices, createSandbox, instrumentModule } from "../src/plugins/mod.ts";
+import { createPrintingServices, createSandbox } from "../src/plugins/mod.ts";
+import { instrumentModule } from "../src/plugins/instrument.ts";
 import { TICK_MODULE, TICK_NAME } from "../src/plugins/instrument.ts";
 import { compileWat } from "../tests/helpers/wat.ts";
 

@@ -8,7 +8,8 @@ export { createSandbox } from "./sandbox.ts";
 export { checkLoadable, HOST_FUNCTIONS, inspectModule, sha256Hex } from "./abi.ts";
 export { createPrintingServices } from "./printing_services.ts";
 export { HostCallError, HostErrorCode, kvKeyAllowed } from "./host_functions.ts";
-export { capMemory, FUEL_GLOBAL, instrumentModule } from "./instrument.ts";
+export { instrumentOffThread, stopInstrumentWorker } from "./instrument_client.ts";
+export { FUEL_GLOBAL } from "./protocol.ts";
 export { globToRegExp, matchesAny } from "./paths.ts";
 export { openStateStore } from "./state.ts";
 export {

@@ -8,7 +8,7 @@ import { grantsSchema, type Limits, limitsSchema } from "../desired/spec.ts";
 import type { Logger } from "../log/logger.ts";
 import { checkLoadable, compileModule, describeModule, sha256Hex } from "./abi.ts";
 import { type HostCallContext, runHostFunction } from "./host_functions.ts";
-import { instrumentModule } from "./instrument.ts";
+import { instrumentOffThread } from "./instrument_client.ts";
 import {
   type CallHeader,
   type FromWorker,
@@ -300,7 +300,7 @@ class SandboxImpl implements Sandbox {
     const info = describeModule(module, await sha256Hex(wasm), wasm.length);
     checkLoadable(info, grants);
     const maxPages = limits.memory_mb * 16;
-    const bytes = instrumentModule(wasm, { maxPages });
+    const bytes = await instrumentOffThread(wasm, { maxPages });
     const key = this.nextId();
     const abort = new AbortController();
     const entry: PluginEntry = {
