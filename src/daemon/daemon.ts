@@ -1,0 +1,455 @@
+/**
+ * The edge daemon (`machine-room run`): NATS connection, durable spool + replicator,
+ * lifecycle events, facts, commands, health, and the pluggable {@linkcode DaemonModule}s
+ * (agents, election, governors, renewal, metrics exporters).
+ *
+ * Everything leaving the node is spooled first (`<state_dir>/spool.db`), so the daemon
+ * runs — and loses nothing — with the SaaS unreachable from its first second.
+ *
+ * Local files under `state_dir` (directory 0700):
+ * - `spool.db` (+ WAL): the durable outbox.
+ * - `health.json`: the health document, rewritten every 2 s (`machine-room status`).
+ * - `daemon.pid`: the running daemon's pid (a second daemon on the same dir is refused).
+ * - `outbox/*.json`: submissions dropped by `machine-room submit`, imported into the spool.
+ *
+ * @module
+ */
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { join } from "node:path";
+import type { NodeConfig } from "../config/schema.ts";
+import { serveCommands } from "../commands/mod.ts";
+import { createOutbox } from "../events/mod.ts";
+import { collectFacts } from "../facts/mod.ts";
+import type { Logger } from "../log/logger.ts";
+import { type ConnectionStats, type NodeConnection, startConnection } from "../nats/connect.ts";
+import { createReplicator, type Replicator } from "../replicator/mod.ts";
+import { openSpool, type Spool } from "../spool/mod.ts";
+import { parseDuration } from "../util/duration.ts";
+import { ulid } from "../util/ulid.ts";
+import type { CommandHandler, DaemonContext, DaemonModule } from "./types.ts";
+import type { ConnectionOptions } from "@nats-io/transport-node";
+
+/** Overall status in the health document. */
+export type HealthStatus = "healthy" | "degraded" | "unhealthy" | "stopped";
+
+/** The health document (`health` command, `machine-room status --json`). */
+export interface HealthDoc {
+  status: HealthStatus;
+  /** Why the status is not healthy. */
+  reasons: string[];
+  customer: string;
+  site: string;
+  node: string;
+  version: string;
+  pid: number;
+  started_at: string;
+  uptime_s: number;
+  time: string;
+  nats: ConnectionStats;
+  spool: {
+    depth: number;
+    bytes: number;
+    max_bytes: number;
+    oldest_unsent_age_ms: number | null;
+    dropped: number;
+    expired: number;
+  };
+  replicator: {
+    sent: number;
+    failures: number;
+    duplicates: number;
+    parked: number;
+    last_error: string | null;
+    last_sent_at: string | null;
+  };
+  agents: unknown;
+  memory: { rss: number; heap_used: number };
+  modules: Record<string, unknown>;
+}
+
+/** Options for {@linkcode startDaemon}. */
+export interface DaemonOptions {
+  config: NodeConfig;
+  logger: Logger;
+  modules?: DaemonModule[];
+  version?: string;
+  /** Connection option overrides (tests). */
+  connection?: Partial<ConnectionOptions>;
+  /** How often `health.json` is rewritten. @default {2000} */
+  healthFileIntervalMs?: number;
+}
+
+/** A running daemon. */
+export interface Daemon {
+  readonly context: DaemonContext;
+  health(): HealthDoc;
+  /** Graceful stop: modules, shutdown event, spool flush (≤ `flushMs`), close. */
+  stop(reason?: string, flushMs?: number): Promise<void>;
+  /** Resolves when stopped. */
+  readonly stopped: Promise<void>;
+  /** The spool (tests and benchmarks). */
+  readonly spool: Spool;
+  readonly replicator: Replicator;
+}
+
+const enc = new TextEncoder();
+const DEFAULT_SPOOL_CAP = 256 * 1024 * 1024;
+/** Backlog age from which the node reports `degraded`. */
+const BACKLOG_DEGRADED_MS = 120_000;
+
+function pidAlive(pid: number): boolean {
+  if (pid === Deno.pid) return false;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function writeAtomic(path: string, data: string, mode = 0o600): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(tmp, data, { mode });
+  await Deno.rename(tmp, path);
+}
+
+/** Starts the daemon; resolves once the spool is open and the modules are started. */
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const { config } = options;
+  const version = options.version ?? "0.0.0";
+  const log = options.logger.child({ site: config.site, node: config.node });
+  const startedAt = new Date();
+  const stateDir = config.state_dir;
+  await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
+  await Deno.mkdir(join(stateDir, "outbox"), { recursive: true, mode: 0o700 });
+
+  // one daemon per state dir
+  const pidFile = join(stateDir, "daemon.pid");
+  try {
+    const other = Number((await Deno.readTextFile(pidFile)).trim());
+    if (Number.isInteger(other) && other > 0 && pidAlive(other)) {
+      throw new Error(
+        `another daemon (pid ${other}) is running on state dir "${stateDir}"; stop it first`,
+      );
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  await writeAtomic(pidFile, `${Deno.pid}\n`, 0o644);
+
+  const spoolCap = config.spool?.max_bytes ?? DEFAULT_SPOOL_CAP;
+  const spool = openSpool(join(stateDir, "spool.db"), { maxBytes: spoolCap, logger: log });
+  const ttlMs = parseDuration(config.spool?.ttl ?? "7d");
+  const outbox = createOutbox({ spool, config, defaultTtlMs: ttlMs });
+  const conn: NodeConnection = startConnection(config, {
+    logger: log,
+    ...(options.connection ? { overrides: options.connection } : {}),
+  });
+
+  let jsCache: { nc: NatsConnection; js: JetStreamClient } | null = null;
+  const replicator = createReplicator({
+    spool,
+    logger: log.child({ component: "replicator" }),
+    js: () => {
+      const nc = conn.current();
+      if (!nc) return null;
+      if (jsCache?.nc !== nc) jsCache = { nc, js: jetstream(nc) };
+      return jsCache.js;
+    },
+  });
+
+  const abort = new AbortController();
+  const modules = options.modules ?? [];
+  const byName = new Map(modules.map((m) => [m.name, m]));
+  let facts: Record<string, unknown> = {};
+  const factListeners = new Set<(f: Record<string, unknown>) => void>();
+  const prefix = `mr.${config.site}.${config.node}`;
+
+  const refreshFacts = async (): Promise<void> => {
+    const f = await collectFacts({
+      identity: { customer: config.customer, site: config.site, node: config.node },
+      version,
+      startedAt,
+    });
+    facts = f;
+    const t = Date.now();
+    try {
+      spool.append({
+        id: ulid(),
+        subject: `${prefix}.facts`,
+        payload: enc.encode(JSON.stringify(f)),
+        priority: 1,
+        createdAt: t,
+        expiresAt: t + Math.max(ttlMs, 86_400_000),
+      });
+    } catch (err) {
+      log.warn("cannot spool facts", { error: (err as Error).message });
+    }
+    for (const l of factListeners) {
+      try {
+        l(f);
+      } catch (err) {
+        log.error("facts listener failed", { error: (err as Error).message });
+      }
+    }
+  };
+
+  const context: DaemonContext = {
+    config,
+    logger: log,
+    outbox,
+    nats: () => conn.ready(),
+    natsNow: () => conn.current(),
+    facts: () => facts,
+    onFacts(listener) {
+      factListeners.add(listener);
+      return () => factListeners.delete(listener);
+    },
+    signal: abort.signal,
+    module<T extends DaemonModule>(name: string) {
+      return byName.get(name) as T | undefined;
+    },
+  };
+
+  const health = (): HealthDoc => {
+    const ss = spool.stats();
+    const rs = replicator.stats();
+    const ns = conn.stats();
+    const mods: Record<string, unknown> = {};
+    for (const m of modules) {
+      try {
+        if (m.health) mods[m.name] = m.health();
+      } catch (err) {
+        mods[m.name] = { error: (err as Error).message };
+      }
+    }
+    const reasons: string[] = [];
+    let status: HealthStatus = "healthy";
+    const degrade = (why: string) => {
+      reasons.push(why);
+      if (status === "healthy") status = "degraded";
+    };
+    if (!ns.connected) degrade("not connected to NATS");
+    if (ss.oldestAgeMs !== null && ss.oldestAgeMs > BACKLOG_DEGRADED_MS) {
+      degrade(`oldest unsent message is ${Math.round(ss.oldestAgeMs / 1000)} s old`);
+    }
+    if (ss.dropped > 0) degrade(`${ss.dropped} spooled messages dropped (spool full)`);
+    if (rs.parked > 0) degrade(`${rs.parked} messages refused by JetStream`);
+    if (ss.bytes >= spoolCap * 0.9) {
+      reasons.push("spool is over 90% of its cap");
+      status = "unhealthy";
+    }
+    for (const [name, h] of Object.entries(mods)) {
+      const st = (h as { status?: string } | null)?.status;
+      if (st === "unhealthy") {
+        reasons.push(`${name} is unhealthy`);
+        status = "unhealthy";
+      } else if (st === "degraded") degrade(`${name} is degraded`);
+    }
+    const mem = Deno.memoryUsage();
+    return {
+      status,
+      reasons,
+      customer: config.customer,
+      site: config.site,
+      node: config.node,
+      version,
+      pid: Deno.pid,
+      started_at: startedAt.toISOString(),
+      uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
+      time: new Date().toISOString(),
+      nats: ns,
+      spool: {
+        depth: ss.depth,
+        bytes: ss.bytes,
+        max_bytes: spoolCap,
+        oldest_unsent_age_ms: ss.oldestAgeMs,
+        dropped: ss.dropped,
+        expired: ss.expired,
+      },
+      replicator: {
+        sent: rs.sent,
+        failures: rs.failures,
+        duplicates: rs.duplicates,
+        parked: rs.parked,
+        last_error: rs.lastError ?? null,
+        last_sent_at: rs.lastSentAt ? new Date(rs.lastSentAt).toISOString() : null,
+      },
+      agents: mods["agents"] ?? null,
+      memory: { rss: mem.rss, heap_used: mem.heapUsed },
+      modules: mods,
+    };
+  };
+
+  const builtinCommands: Record<string, CommandHandler> = {
+    ping: () =>
+      Promise.resolve({
+        pong: true,
+        site: config.site,
+        node: config.node,
+        time: new Date().toISOString(),
+      }),
+    health: () => Promise.resolve(health()),
+    facts: () => Promise.resolve(facts),
+  };
+  const handlers = (): Record<string, CommandHandler> => {
+    const all: Record<string, CommandHandler> = { ...builtinCommands };
+    for (const m of modules) {
+      try {
+        Object.assign(all, m.commands?.() ?? {});
+      } catch (err) {
+        log.error("module commands failed", { module: m.name, error: (err as Error).message });
+      }
+    }
+    if (!all["agents"]) all["agents"] = () => Promise.resolve([]);
+    return all;
+  };
+
+  let cmdSub: Subscription | null = null;
+  conn.onConnect((nc, fresh) => {
+    replicator.kick();
+    if (fresh) {
+      cmdSub = serveCommands(nc, prefix, handlers, log.child({ component: "commands" }));
+    }
+  });
+
+  // submissions dropped by `machine-room submit` (another process) are imported here
+  const outboxDir = join(stateDir, "outbox");
+  let importing = false;
+  const importDrops = async () => {
+    if (importing) return;
+    importing = true;
+    try {
+      for await (const e of Deno.readDir(outboxDir)) {
+        if (!e.isFile || !e.name.endsWith(".json")) continue;
+        const p = join(outboxDir, e.name);
+        try {
+          const doc = JSON.parse(await Deno.readTextFile(p)) as {
+            subject: string;
+            payload: unknown;
+            priority?: number;
+            ttl_ms?: number;
+          };
+          await outbox.submit(doc.subject, doc.payload, {
+            ...(doc.priority !== undefined ? { priority: doc.priority } : {}),
+            ...(doc.ttl_ms !== undefined ? { ttlMs: doc.ttl_ms } : {}),
+          });
+        } catch (err) {
+          log.warn("rejected dropped submission", { file: e.name, error: (err as Error).message });
+          await Deno.rename(p, `${p}.rejected`).catch(() => {});
+          continue;
+        }
+        await Deno.remove(p).catch(() => {});
+      }
+    } catch (err) {
+      log.warn("cannot import submissions", { error: (err as Error).message });
+    } finally {
+      importing = false;
+    }
+  };
+
+  // --- start ---
+  replicator.start();
+  await outbox.event("lifecycle", "startup", {
+    version,
+    pid: Deno.pid,
+    deno: Deno.version.deno,
+    started_at: startedAt.toISOString(),
+  }, { priority: 1 });
+  log.info("daemon starting", { version, state_dir: stateDir, servers: config.nats.servers });
+  await refreshFacts().catch((err) => log.error("facts failed", { error: String(err) }));
+
+  const started: DaemonModule[] = [];
+  for (const m of modules) {
+    try {
+      await m.start(context);
+      started.push(m);
+    } catch (err) {
+      log.error("module failed to start", { module: m.name, error: (err as Error).message });
+      await outbox.event("lifecycle", "module_failed", {
+        module: m.name,
+        error: (err as Error).message,
+      }).catch(() => {});
+    }
+  }
+
+  const heartbeatMs = parseDuration(config.settings.heartbeat_interval);
+  const factsMs = parseDuration(config.settings.facts_interval);
+  const timers: ReturnType<typeof setInterval>[] = [];
+  timers.push(setInterval(() => {
+    const h = health();
+    outbox.event("lifecycle", "alive", {
+      status: h.status,
+      uptime_s: h.uptime_s,
+      spool_depth: h.spool.depth,
+      rss: h.memory.rss,
+    }, { priority: 2 }).catch((err) => log.warn("cannot spool alive", { error: String(err) }));
+  }, heartbeatMs));
+  let factsRunning = false;
+  timers.push(setInterval(() => {
+    if (factsRunning) return;
+    factsRunning = true;
+    refreshFacts().catch((err) => log.error("facts failed", { error: String(err) }))
+      .finally(() => factsRunning = false);
+  }, factsMs));
+  const healthFile = join(stateDir, "health.json");
+  const writeHealth = (doc: HealthDoc) =>
+    writeAtomic(healthFile, JSON.stringify(doc) + "\n", 0o644).catch((err) =>
+      log.warn("cannot write health.json", { error: String(err) })
+    );
+  timers.push(setInterval(() => writeHealth(health()), options.healthFileIntervalMs ?? 2000));
+  timers.push(setInterval(importDrops, 1000));
+  await importDrops();
+  await writeHealth(health());
+  log.info("daemon started", { modules: started.map((m) => m.name) });
+
+  let stopping: Promise<void> | null = null;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+
+  const stop = (reason = "stop", flushMs = 3000): Promise<void> => {
+    if (stopping) return stopping;
+    stopping = (async () => {
+      log.info("daemon stopping", { reason });
+      timers.forEach(clearInterval);
+      abort.abort();
+      for (const m of [...started].reverse()) {
+        await Promise.race([
+          m.stop().catch((err) =>
+            log.error("module stop failed", { module: m.name, error: String(err) })
+          ),
+          new Promise((r) => setTimeout(r, 5000)),
+        ]);
+      }
+      await outbox.event("lifecycle", "shutdown", {
+        reason,
+        uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
+      }, { priority: 1 }).catch(() => {});
+      const flushed = conn.current() ? await replicator.flush(flushMs) : false;
+      await replicator.stop();
+      try {
+        cmdSub?.unsubscribe();
+      } catch { /* closed */ }
+      await conn.close();
+      const final = health();
+      final.status = "stopped";
+      final.reasons = [reason];
+      await writeHealth(final);
+      spool.close();
+      await Deno.remove(pidFile).catch(() => {});
+      log.info("daemon stopped", { flushed, unsent: final.spool.depth });
+      resolveStopped();
+    })();
+    return stopping;
+  };
+
+  return {
+    context,
+    health,
+    stop,
+    stopped,
+    spool,
+    replicator,
+  };
+}
