@@ -331,7 +331,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             priority?: number;
             ttl_ms?: number;
           };
+          // the file name is the message id, so a crash between spooling and removing
+          // the file re-imports the same id (spool ignores it; JetStream de-duplicates)
           await outbox.submit(doc.subject, doc.payload, {
+            id: e.name.slice(0, -5),
             ...(doc.priority !== undefined ? { priority: doc.priority } : {}),
             ...(doc.ttl_ms !== undefined ? { ttlMs: doc.ttl_ms } : {}),
           });

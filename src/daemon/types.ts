@@ -41,7 +41,13 @@ export interface Outbox {
   submit(
     subject: string,
     payload: unknown,
-    options?: { agent?: string; priority?: number; ttlMs?: number },
+    options?: {
+      agent?: string;
+      priority?: number;
+      ttlMs?: number;
+      /** Message id (idempotent re-submission); a fresh ULID by default. */
+      id?: string;
+    },
   ): Promise<string>;
   /** Spools a metric sample (batched onto `mr.<site>.<node>.metrics`). */
   metric(sample: {

@@ -147,7 +147,7 @@ export function createOutbox(opts: OutboxOptions): Outbox {
         checkToken("submit subject", subject);
         if (o.agent !== undefined) checkToken("agent", o.agent);
         const t = now();
-        const id = mkId();
+        const id = o.id ?? mkId();
         const body = JSON.stringify(payload === undefined ? null : payload);
         spool.append({
           id,
