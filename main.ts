@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { buildCli, runCli } from "./src/mod.ts";
+// the CLI module, not src/mod.ts: the full public API would load the sandbox eagerly
+import { buildCli, runCli } from "./src/cli/mod.ts";
 
 const examples = ["http-probe", "service-keeper", "threshold-check", "exporter-scrape"];
 const agents = Object.fromEntries(

@@ -12,7 +12,6 @@ import type { Command } from "commander";
 import { basename } from "node:path";
 import { formatZodError, grantsSchema, limitsSchema } from "../desired/spec.ts";
 import { createLogger } from "../log/logger.ts";
-import { createPrintingServices, createSandbox, inspectModule } from "../plugins/mod.ts";
 import { PluginError } from "../plugins/types.ts";
 import { type CliContext, readAgentModule } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
@@ -113,6 +112,8 @@ async function runPlugin(ctx: CliContext, file: string, opts: RunOptions): Promi
     })
     : ctx.logger;
   const stateDir = opts.stateDir ?? Deno.env.get("MR_STATE_DIR") ?? "./.state";
+  // loaded on use: the sandbox is not resident in commands that do not run plugins
+  const { createPrintingServices, createSandbox } = await import("../plugins/mod.ts");
   const sandbox = await createSandbox({
     stateDir,
     services: createPrintingServices((l) => lines.push(l)),
@@ -164,6 +165,7 @@ async function runPlugin(ctx: CliContext, file: string, opts: RunOptions): Promi
 }
 
 async function inspectPlugin(ctx: CliContext, file: string, opts: { json?: boolean }) {
+  const { inspectModule } = await import("../plugins/mod.ts");
   const info = await inspectModule(await readModule(ctx, file));
   if (opts.json) {
     out(JSON.stringify({ ...info, abiCompatible: info.abiProblems.length === 0 }));
