@@ -6,6 +6,8 @@
  */
 import type { NodeConfig } from "../config/schema.ts";
 import type { DaemonModule } from "./types.ts";
+import { createElectionModule } from "../election/mod.ts";
+import { createGovernorModule } from "../governor/mod.ts";
 
 /** Options that reach module factories. */
 export interface ModuleFactoryOptions {
@@ -22,6 +24,8 @@ export type ModuleFactory = (o: ModuleFactoryOptions) => DaemonModule | null;
 /** The module factories, in start order. */
 export const MODULE_FACTORIES: ModuleFactory[] = [
   // [slot: election] (issue 7)
+  (o) => createElectionModule(o.config),
+  () => createGovernorModule(),
   // [slot: agents] (issue 4)
   // [slot: renewal] (issue 5)
 ];
