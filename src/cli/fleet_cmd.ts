@@ -183,6 +183,7 @@ export function registerFleetCommands(program: Command, ctx: CliContext): void {
     )
     .option("--leaf-port <port>", "SaaS leafnode port used for the default remote", "7422")
     .option("--creds <file>", "creds for the uplink (default: the config's nats.creds)")
+    .option("--monitor-port <port>", "the broker's local monitoring port (0 = off)", "8222")
     .option("--json", "print {path, remotes} as JSON")
     .action(async (o: {
       config?: string;
@@ -191,6 +192,7 @@ export function registerFleetCommands(program: Command, ctx: CliContext): void {
       remote?: string[];
       leafPort: string;
       creds?: string;
+      monitorPort: string;
       json?: boolean;
     }) => {
       if (!o.config) throw new UsageError("Missing --config F: the node config to derive it from");
@@ -201,6 +203,7 @@ export function registerFleetCommands(program: Command, ctx: CliContext): void {
           listen: o.listen,
           ...(o.remote ? { remotes: o.remote } : {}),
           leafPort: Number(o.leafPort),
+          monitorPort: Number(o.monitorPort),
           ...(o.creds ? { creds: o.creds } : {}),
         });
       } catch (err) {
