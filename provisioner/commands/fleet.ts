@@ -1,11 +1,153 @@
 /**
- * mr-saas commands: rollout status (issue 7).
+ * mr-saas commands: `rollout status <agent>` (issue 7): who holds the agent's rollout
+ * governor right now, and which version each node last reported
+ * (`io.machineroom.agent.v1.updated` events in `MR_EVENTS`).
  *
  * @module
  */
 import type { Command } from "commander";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { saasConnect } from "../connect.ts";
+import { UsageError } from "../../src/cli/errors.ts";
+import { isId } from "../../src/util/ids.ts";
+import { createGovernorClient, type GovernorHolder } from "../../src/governor/mod.ts";
+
+/** The rollout of one agent across the fleet. */
+export interface RolloutStatus {
+  agent: string;
+  governor: string | null;
+  capacity: number | null;
+  holders: GovernorHolder[];
+  /** Desired sha256 per MR_DESIRED key naming the agent. */
+  desired: Record<string, { version: number; sha256: string | null }>;
+  /** Last `updated` event per `<site>.<node>`. */
+  nodes: Record<string, { sha256: string | null; version: unknown; time: string | null }>;
+}
+
+function decodeSpec(raw: Uint8Array): Record<string, unknown> | null {
+  try {
+    const env = JSON.parse(new TextDecoder().decode(raw)) as { spec?: string };
+    if (typeof env.spec !== "string") return null;
+    const bin = atob(env.spec);
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0))));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Collects the rollout status of `agent`. The governor comes from `options.governor` or the
+ * agent's `rollout.governor` in the desired specs.
+ */
+export async function rolloutStatus(
+  nc: NatsConnection,
+  agent: string,
+  options: { governor?: string; timeoutMs?: number } = {},
+): Promise<RolloutStatus> {
+  const status: RolloutStatus = {
+    agent,
+    governor: options.governor ?? null,
+    capacity: null,
+    holders: [],
+    desired: {},
+    nodes: {},
+  };
+  // Desired state: which keys name the agent, its hash and rollout governor.
+  try {
+    const kv = await new Kvm(nc).open("MR_DESIRED");
+    for await (const key of await kv.keys()) {
+      const e = await kv.get(key);
+      if (!e || e.operation !== "PUT") continue;
+      const spec = decodeSpec(e.value);
+      const agents = (spec?.agents ?? []) as Record<string, unknown>[];
+      const a = agents.find((x) => x.name === agent);
+      if (!a) continue;
+      status.desired[key] = {
+        version: Number(spec?.version ?? 0),
+        sha256: ((a.wasm as { sha256?: string } | undefined)?.sha256) ?? null,
+      };
+      const r = a.rollout as { governor?: string; capacity?: number } | undefined;
+      if (r?.governor && !status.governor) status.governor = r.governor;
+    }
+  } catch { /* no desired state yet */ }
+
+  if (status.governor) {
+    const gov = createGovernorClient(nc);
+    const info = await gov.info(status.governor);
+    status.capacity = info?.capacity ?? null;
+    status.holders = await gov.holders(status.governor);
+  }
+
+  // Per-node versions from the agent events.
+  const js = jetstream(nc);
+  try {
+    const c = await js.consumers.get("MR_EVENTS", { filter_subjects: "mr.*.*.ev.agent" });
+    let pending = (await c.info(true)).num_pending;
+    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+    while (pending > 0 && Date.now() < deadline) {
+      const batch = await c.fetch({ max_messages: Math.min(pending, 1000), expires: 2_000 });
+      let got = 0;
+      for await (const m of batch) {
+        got++;
+        pending = m.info.pending;
+        let ev: Record<string, unknown>;
+        try {
+          ev = m.json();
+        } catch {
+          continue;
+        }
+        if (ev.type !== "io.machineroom.agent.v1.updated") continue;
+        const data = (ev.data ?? {}) as Record<string, unknown>;
+        if (ev.mragent !== agent && data.name !== agent && data.agent !== agent) continue;
+        const node = `${ev.mrsite}.${ev.mrnode}`;
+        status.nodes[node] = {
+          sha256: (data.sha256 ?? data.to ?? data.hash ?? null) as string | null,
+          version: data.version ?? null,
+          time: (ev.time as string | undefined) ?? null,
+        };
+      }
+      if (got === 0) break;
+    }
+  } catch (err) {
+    if (!/not found/i.test(String(err))) throw err;
+  }
+  return status;
+}
 
 /** Registers this concern's commands on `program`. */
-export function registerFleetCommands(_program: Command): void {
-  // Commands of rollout status (issue 7) are registered here by the work on that issue.
+export function registerFleetCommands(program: Command): void {
+  const rollout = program.command("rollout").description("staged rollouts");
+  rollout.command("status")
+    .description("governor holders and per-node versions of an agent's rollout")
+    .argument("<agent>", "agent name")
+    .option("--governor <name>", "governor (default: the agent's rollout.governor in its spec)")
+    .option("--json", "print JSON")
+    .action(async (agent: string, o: { governor?: string; json?: boolean }, cmd: Command) => {
+      if (!isId(agent)) throw new UsageError(`Invalid agent name: "${agent}"`);
+      await using nc = await saasConnect(cmd);
+      const st = await rolloutStatus(nc, agent, o.governor ? { governor: o.governor } : {});
+      if (o.json) {
+        console.log(JSON.stringify(st));
+        return;
+      }
+      const target = new Set(Object.values(st.desired).map((d) => d.sha256).filter(Boolean));
+      console.log(`agent ${agent}`);
+      console.log(
+        st.governor
+          ? `governor ${st.governor}: ${st.holders.length}/${st.capacity ?? "?"} slots held`
+          : "governor: none (no rollout.governor in the spec; use --governor)",
+      );
+      for (const h of st.holders) {
+        console.log(`  holder ${h.owner} (seq ${h.seq}, since ${new Date(h.since).toISOString()})`);
+      }
+      const nodes = Object.entries(st.nodes).sort(([a], [b]) => a.localeCompare(b));
+      const done = nodes.filter(([, n]) => n.sha256 && target.has(n.sha256)).length;
+      console.log(`nodes updated to the desired hash: ${done}/${nodes.length}`);
+      for (const [node, n] of nodes) {
+        const mark = n.sha256 && target.has(n.sha256) ? "✓" : " ";
+        console.log(`  ${mark} ${node} ${n.sha256?.slice(0, 12) ?? "?"} ${n.time ?? ""}`);
+      }
+    });
 }
