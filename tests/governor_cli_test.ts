@@ -135,3 +135,34 @@ Deno.test("governor run - bad input exits 2 naming the problem", async () => {
   assertEquals(cap.code, 2);
   assertStringIncludes(new TextDecoder().decode(cap.stderr), "--capacity must be an integer");
 });
+
+Deno.test("mr-saas governor add/view - creates a governor and lists its holders", async () => {
+  await using srv = await startNatsServer();
+  const saas = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "provisioner/main.ts"), "--server", srv.url, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  const add = await saas(["governor", "add", "maint", "--capacity", "3", "--lease", "2m"]);
+  assertEquals(add.code, 0, new TextDecoder().decode(add.stderr));
+  assertStringIncludes(new TextDecoder().decode(add.stdout), "governor maint: created");
+  const nc = await connect({ servers: srv.url });
+  try {
+    const lease = await createGovernorClient(nc).acquire("maint", { owner: "plant.n1" });
+    assert(lease);
+    const view = await saas(["governor", "view", "maint", "--json"]);
+    assertEquals(view.code, 0, new TextDecoder().decode(view.stderr));
+    const v = JSON.parse(new TextDecoder().decode(view.stdout));
+    assertEquals([v.capacity, v.leaseMs, v.held], [3, 120_000, 1]);
+    assertEquals(v.holders.map((h: { owner: string }) => h.owner), ["plant.n1"]);
+    const missing = await saas(["governor", "view", "nope"]);
+    assertEquals(missing.code, 2);
+    assertStringIncludes(
+      new TextDecoder().decode(missing.stderr),
+      'Governor "nope" does not exist',
+    );
+  } finally {
+    await nc.close();
+  }
+});

@@ -12,6 +12,7 @@ import { Kvm } from "@nats-io/kv";
 import { saasConnect } from "../connect.ts";
 import { UsageError } from "../../src/cli/errors.ts";
 import { isId } from "../../src/util/ids.ts";
+import { parseDuration } from "../../src/util/duration.ts";
 import { createGovernorClient, type GovernorHolder } from "../../src/governor/mod.ts";
 
 /** The rollout of one agent across the fleet. */
@@ -118,6 +119,46 @@ export async function rolloutStatus(
 
 /** Registers this concern's commands on `program`. */
 export function registerFleetCommands(program: Command): void {
+  const governor = program.command("governor").description("fleet-wide semaphores");
+  governor.command("add")
+    .description("create a governor (or change its capacity/lease)")
+    .argument("<name>", "governor name")
+    .requiredOption("--capacity <n>", "slots")
+    .option("--lease <duration>", "slot expiry when a holder dies", "10m")
+    .action(async (name: string, o: { capacity: string; lease: string }, cmd: Command) => {
+      const capacity = Number(o.capacity);
+      if (!Number.isInteger(capacity) || capacity < 1) {
+        throw new UsageError(`--capacity must be an integer ≥ 1, got "${o.capacity}"`);
+      }
+      let leaseMs: number;
+      try {
+        leaseMs = parseDuration(o.lease);
+      } catch (err) {
+        throw new UsageError(`--lease: ${(err as Error).message}`);
+      }
+      await using nc = await saasConnect(cmd);
+      const r = await createGovernorClient(nc).ensure(name, capacity, leaseMs);
+      console.log(`governor ${name}: ${r} (capacity ${capacity}, lease ${o.lease})`);
+    });
+  governor.command("view")
+    .description("capacity and current holders of a governor")
+    .argument("<name>", "governor name")
+    .option("--json", "print JSON")
+    .action(async (name: string, o: { json?: boolean }, cmd: Command) => {
+      await using nc = await saasConnect(cmd);
+      const gov = createGovernorClient(nc);
+      const info = await gov.info(name);
+      if (!info) throw new UsageError(`Governor "${name}" does not exist`);
+      const holders = await gov.holders(name);
+      if (o.json) return console.log(JSON.stringify({ name, ...info, holders }));
+      console.log(
+        `governor ${name}: ${holders.length}/${info.capacity} held, lease ${info.leaseMs} ms`,
+      );
+      for (const h of holders) {
+        console.log(`  ${h.owner} (seq ${h.seq}, since ${new Date(h.since).toISOString()})`);
+      }
+    });
+
   const rollout = program.command("rollout").description("staged rollouts");
   rollout.command("status")
     .description("governor holders and per-node versions of an agent's rollout")
