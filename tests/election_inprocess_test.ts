@@ -134,3 +134,28 @@ Deno.test("election - static roles bypass the election", () => {
   assertEquals(leader.health?.(), { mode: "static", role: "leader", leader: "n" });
   assertEquals(follower.health?.(), { mode: "static", role: "follower", leader: null });
 });
+
+Deno.test("election - a node restarted within the TTL takes its own key back", async () => {
+  await using srv = await startNatsServer();
+  const admin = await connect({ servers: srv.url });
+  await ensureStreams(admin, { electionTtlMs: 30_000 });
+  await admin.close();
+  const x = await candidate(srv.url, "x", "s3");
+  const cs = [x];
+  try {
+    await waitFor(() => x.election.isLeader(), 10_000, "x leads");
+    const rev = x.election.status().revision;
+    // Crash: no release. With a 30 s TTL nobody else could lead for a while.
+    await x.election.stop({ release: false });
+    await x.nc.close();
+    const y = await candidate(srv.url, "y", "s3");
+    const x2 = await candidate(srv.url, "x", "s3");
+    cs.push(y, x2);
+    await waitFor(() => x2.election.isLeader(), 10_000, "restarted x leads again");
+    assert(x2.election.status().revision > rev);
+    assertEquals(y.election.isLeader(), false);
+    await waitFor(() => y.election.leader() === "x", 10_000, "y sees x");
+  } finally {
+    await closeAll(cs);
+  }
+});

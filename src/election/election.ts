@@ -274,11 +274,18 @@ export function createElection(o: ElectionOptions): Election {
         lastError = `campaign failed: ${msg}`;
         log.debug("campaign failed", { error: msg });
       } else lastError = null;
-      if (leaderName === null) {
-        try {
-          leaderName = (await kv.get(key))?.string() || null;
-        } catch { /* next time */ }
-      }
+      try {
+        const e = await kv.get(key);
+        leaderName = e?.operation === "PUT" ? e.string() || null : null;
+        // Our own key (a renewal whose ack was lost, or a restart right after a crash):
+        // nobody else can lead while it exists, so take it back instead of waiting a TTL.
+        if (e && e.operation === "PUT" && leaderName === o.node && !stopped) {
+          const again = Date.now();
+          const rev = await kv.update(key, o.node, e.revision, opTimeout());
+          promote(rev, again);
+          return schedule(jitter(ttlMs * 0.75 - (Date.now() - again), 0.1));
+        }
+      } catch { /* next time */ }
       return schedule(jitter(ttlMs / 4));
     }
   };
