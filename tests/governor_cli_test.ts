@@ -37,9 +37,31 @@ Deno.test("governor run - 6 concurrent commands, capacity 2: never more than 2 i
   // Each CMD records its own enter and exit (ns clock) in the shared file.
   const script = `echo "enter $1 $(date +%s%N)" >> ${log}; sleep 0.4; ` +
     `echo "exit $1 $(date +%s%N)" >> ${log}; exit $2`;
+  // Half connect from a node config, half with --server.
+  const cfg = join(dir.path, "node.json");
+  await Deno.writeTextFile(
+    cfg,
+    JSON.stringify({
+      customer: "acme",
+      site: "plant",
+      node: "n1",
+      state_dir: dir.path,
+      nats: { servers: [srv.url] },
+    }),
+  );
   const procs = Array.from({ length: 6 }, (_, i) =>
     governorRun(
-      ["gate", "--capacity", "2", "--timeout", "60", "--server", srv.url],
+      [
+        "gate",
+        "--capacity",
+        "2",
+        "--timeout",
+        "60",
+        ...(i % 2 ? ["--config", cfg] : [
+          "--server",
+          srv.url,
+        ]),
+      ],
       ["sh", "-c", script, "sh", `p${i}`, String(i === 5 ? 7 : 0)],
     ));
   const outs = await Promise.all(procs.map((p) => p.output()));
