@@ -8,6 +8,7 @@ import type { NodeConfig } from "../config/schema.ts";
 import type { DaemonModule } from "./types.ts";
 import { createElectionModule } from "../election/mod.ts";
 import { createGovernorModule } from "../governor/mod.ts";
+import { createMetricsModule } from "../metrics/exporters.ts";
 
 /** Options that reach module factories. */
 export interface ModuleFactoryOptions {
@@ -23,6 +24,7 @@ export type ModuleFactory = (o: ModuleFactoryOptions) => DaemonModule | null;
 
 /** The module factories, in start order. */
 export const MODULE_FACTORIES: ModuleFactory[] = [
+  (o) => createMetricsModule(o.config),
   // [slot: election] (issue 7)
   (o) => createElectionModule(o.config),
   () => createGovernorModule(),
