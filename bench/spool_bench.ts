@@ -66,7 +66,7 @@ Deno.bench(`raw JetStream publish loop, ${E2E} msgs pipelined 256 in flight`, {
   await nc.close();
 });
 
-Deno.bench(`outbox.event → spool → replicator → JetStream ack, ${E2E} events`, {
+Deno.bench(`outbox.event → spool → replicator → JetStream ack, ${E2E} events, one at a time`, {
   group: "e2e",
   n: 3,
   warmup: 1,
@@ -88,6 +88,35 @@ Deno.bench(`outbox.event → spool → replicator → JetStream ack, ${E2E} even
   spool.close();
   await nc.close();
 });
+
+Deno.bench(
+  `outbox.event → spool → replicator → JetStream ack, ${E2E} events, 256 in flight (as the raw loop)`,
+  { group: "e2e", n: 3, warmup: 1 },
+  async (b) => {
+    await using srv = await startNatsServer();
+    const nc = await connect({ servers: srv.url });
+    await createStreams(nc);
+    const js = jetstream(nc);
+    const spool = openSpool(`${dir}/e2e-${ulid()}.db`);
+    const rep = createReplicator({ spool, js: () => js, logger: silentLogger });
+    const outbox = createOutbox({ spool, config: { customer: "acme", site: "s1", node: "n1" } });
+    rep.start();
+    b.start();
+    for (let i = 0; i < E2E; i += 256) {
+      const window = [];
+      for (let j = i; j < Math.min(E2E, i + 256); j++) {
+        window.push(outbox.event("bench", "tick", SIZE_DATA));
+      }
+      await Promise.all(window);
+    }
+    const ok = await rep.flush(120_000);
+    b.end();
+    if (!ok) throw new Error("e2e bench did not drain");
+    await rep.stop();
+    spool.close();
+    await nc.close();
+  },
+);
 
 const BACKLOG = 100_000;
 Deno.bench(`drain a ${BACKLOG}-event backlog after an outage`, {

@@ -403,8 +403,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     );
   timers.push(setInterval(() => writeHealth(health()), options.healthFileIntervalMs ?? 2000));
   timers.push(setInterval(importDrops, 1000));
-  await importDrops();
   await writeHealth(health());
+  importDrops(); // a large backlog of dropped submissions must not delay the start
   log.info("daemon started", { modules: started.map((m) => m.name) });
 
   let stopping: Promise<void> | null = null;

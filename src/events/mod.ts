@@ -15,7 +15,7 @@
  */
 import { CloudEvent } from "cloudevents";
 import type { Outbox, OutboxEventOptions } from "../daemon/types.ts";
-import type { Spool } from "../spool/mod.ts";
+import type { Spool, SpoolInput } from "../spool/mod.ts";
 import { ulid as defaultUlid } from "../util/ulid.ts";
 
 const TOKEN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -112,6 +112,33 @@ export function createOutbox(opts: OutboxOptions): Outbox {
   checkToken("node", config.node);
   const base = `mr.${config.site}.${config.node}`;
 
+  // Group commit: messages spooled in the same tick share one SQLite transaction; every
+  // promise resolves only after its transaction committed (resolved = durable).
+  let queue: { msg: SpoolInput; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  const flush = () => {
+    const batch = queue;
+    queue = [];
+    try {
+      spool.appendMany(batch.map((b) => b.msg));
+      for (const b of batch) b.resolve();
+    } catch {
+      // isolate the failing message(s): retry one by one
+      for (const b of batch) {
+        try {
+          spool.append(b.msg);
+          b.resolve();
+        } catch (e) {
+          b.reject(e);
+        }
+      }
+    }
+  };
+  const enqueue = (msg: SpoolInput): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      if (queue.length === 0) queueMicrotask(flush);
+      queue.push({ msg, resolve, reject });
+    });
+
   return {
     event(category: string, event: string, data: unknown, o: OutboxEventOptions = {}) {
       try {
@@ -129,15 +156,14 @@ export function createOutbox(opts: OutboxOptions): Outbox {
         if (o.subject !== undefined) ce.subject = o.subject;
         if (o.type !== undefined) ce.type = o.type;
         const doc = createCloudEvent(ce);
-        spool.append({
+        return enqueue({
           id,
           subject: `${base}.ev.${category}`,
           payload: enc.encode(JSON.stringify(doc)),
           priority: checkPriority(o.priority, 2),
           createdAt: t,
           expiresAt: t + ttl,
-        });
-        return Promise.resolve(id);
+        }).then(() => id);
       } catch (e) {
         return Promise.reject(e);
       }
@@ -149,7 +175,7 @@ export function createOutbox(opts: OutboxOptions): Outbox {
         const t = now();
         const id = o.id ?? mkId();
         const body = JSON.stringify(payload === undefined ? null : payload);
-        spool.append({
+        return enqueue({
           id,
           subject: `${base}.submit.${subject}`,
           payload: enc.encode(body),
@@ -160,8 +186,7 @@ export function createOutbox(opts: OutboxOptions): Outbox {
           priority: checkPriority(o.priority, 2),
           createdAt: t,
           expiresAt: t + (o.ttlMs ?? ttl),
-        });
-        return Promise.resolve(id);
+        }).then(() => id);
       } catch (e) {
         return Promise.reject(e);
       }
@@ -185,7 +210,7 @@ export function createOutbox(opts: OutboxOptions): Outbox {
         };
         if (sample.labels) doc.labels = sample.labels;
         if (sample.agent !== undefined) doc.agent = sample.agent;
-        spool.append({
+        return enqueue({
           id: mkId(),
           subject: `${base}.metrics`,
           payload: enc.encode(JSON.stringify(doc)),
@@ -193,7 +218,6 @@ export function createOutbox(opts: OutboxOptions): Outbox {
           createdAt: t,
           expiresAt: t + metricTtl,
         });
-        return Promise.resolve();
       } catch (e) {
         return Promise.reject(e);
       }
