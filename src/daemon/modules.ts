@@ -9,6 +9,7 @@ import type { DaemonModule } from "./types.ts";
 import { createElectionModule } from "../election/mod.ts";
 import { createGovernorModule } from "../governor/mod.ts";
 import { createMetricsModule } from "../metrics/exporters.ts";
+import { createAgentManager } from "../agents/manager.ts";
 
 /** Options that reach module factories. */
 export interface ModuleFactoryOptions {
@@ -29,6 +30,7 @@ export const MODULE_FACTORIES: ModuleFactory[] = [
   (o) => createElectionModule(o.config),
   () => createGovernorModule(),
   // [slot: agents] (issue 4)
+  (o) => createAgentManager(o.config),
   // [slot: renewal] (issue 5)
 ];
 

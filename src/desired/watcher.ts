@@ -1,0 +1,203 @@
+/**
+ * Watches the node's desired state: KV `MR_DESIRED` keys `site.<site>` and
+ * `node.<site>.<node>` (push watches, re-created after reconnects). Each value is a signed
+ * envelope; it is applied only when the signer is trusted, the signature verifies, the spec
+ * is valid and its version is greater than the last applied one for that key (no
+ * rollbacks). Every refusal emits `io.machineroom.desired.v1.rejected` and the last good
+ * state stays in force. Deletes are ignored (unsigned): remove agents by publishing a new
+ * version without them.
+ *
+ * The last good envelopes are cached in `<state_dir>/desired/state.json`, so a node that
+ * restarts offline runs its agents at once.
+ *
+ * The effective spec: the site key's agents, overridden agent by agent by the node key's.
+ *
+ * @module
+ */
+import { Kvm } from "@nats-io/kv";
+import { join } from "node:path";
+import type { DaemonContext } from "../daemon/types.ts";
+import { EnvelopeError, openEnvelope } from "./envelope.ts";
+import type { AgentSpec } from "./spec.ts";
+
+/** One applied key. */
+interface Applied {
+  version: number;
+  /** The envelope as stored (JSON text). */
+  envelope: string;
+  agents: AgentSpec[];
+}
+
+/** The effective desired state handed to the agent manager. */
+export interface EffectiveSpec {
+  agents: AgentSpec[];
+  /** Versions per key, e.g. `{"site.s1": 3, "node.s1.n1": 1}`. */
+  versions: Record<string, number>;
+  source: "cache" | "kv";
+}
+
+/** A running watcher. */
+export interface DesiredWatcher {
+  stop(): Promise<void>;
+  current(): EffectiveSpec | null;
+  health(): Record<string, unknown>;
+}
+
+/** Options of {@linkcode startDesiredWatcher}. */
+export interface DesiredWatcherOptions {
+  ctx: DaemonContext;
+  onSpec: (spec: EffectiveSpec) => void;
+}
+
+const dec = new TextDecoder();
+
+/** Starts watching; the cached state (if any) is delivered before this resolves. */
+export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<DesiredWatcher> {
+  const { ctx } = o;
+  const { config } = ctx;
+  const log = ctx.logger.child({ component: "desired" });
+  const keys = [`site.${config.site}`, `node.${config.site}.${config.node}`];
+  const dir = join(config.state_dir, "desired");
+  const stateFile = join(dir, "state.json");
+  const applied: Record<string, Applied> = {};
+  let effective: EffectiveSpec | null = null;
+  let stopped = false;
+  let rejected = 0;
+  let lastRejection: Record<string, unknown> | null = null;
+  const watches: { stop(): void }[] = [];
+
+  const compute = (source: EffectiveSpec["source"]): EffectiveSpec => {
+    const byName = new Map<string, AgentSpec>();
+    for (const k of keys) for (const a of applied[k]?.agents ?? []) byName.set(a.name, a);
+    const versions: Record<string, number> = {};
+    for (const k of keys) if (applied[k]) versions[k] = applied[k]!.version;
+    return { agents: [...byName.values()], versions, source };
+  };
+
+  const persist = async () => {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    const tmp = `${stateFile}.tmp`;
+    const body = Object.fromEntries(
+      Object.entries(applied).map(([k, v]) => [k, { version: v.version, envelope: v.envelope }]),
+    );
+    await Deno.writeTextFile(tmp, JSON.stringify(body), { mode: 0o600 });
+    await Deno.rename(tmp, stateFile);
+  };
+
+  const reject = (
+    key: string,
+    code: string,
+    reason: string,
+    extra: Record<string, unknown> = {},
+  ) => {
+    rejected++;
+    lastRejection = { key, code, reason, time: new Date().toISOString(), ...extra };
+    log.warn("desired state refused", { key, code, reason });
+    ctx.outbox.event("desired", "rejected", { key, code, reason, ...extra }, { priority: 1 })
+      .catch(() => {});
+  };
+
+  // cached state: verified again (the trust list may have changed)
+  try {
+    const cached = JSON.parse(await Deno.readTextFile(stateFile)) as Record<
+      string,
+      { version: number; envelope: string }
+    >;
+    for (const k of keys) {
+      const c = cached[k];
+      if (!c) continue;
+      try {
+        const opened = openEnvelope(c.envelope, config.trust.spec_keys);
+        applied[k] = {
+          version: opened.spec.version,
+          envelope: c.envelope,
+          agents: opened.spec.agents,
+        };
+      } catch (err) {
+        log.warn("cached desired state no longer valid", { key: k, error: (err as Error).message });
+      }
+    }
+    if (Object.keys(applied).length) {
+      effective = compute("cache");
+      log.info("running from cached desired state", { versions: effective.versions });
+      o.onSpec(effective);
+    }
+  } catch { /* no cache */ }
+
+  const onValue = async (key: string, value: Uint8Array) => {
+    const text = dec.decode(value);
+    const prev = applied[key];
+    if (prev && prev.envelope === text) return; // the value we already run (watch replay)
+    let opened;
+    try {
+      opened = openEnvelope(text, config.trust.spec_keys);
+    } catch (err) {
+      const code = err instanceof EnvelopeError ? err.code : "invalid_spec";
+      reject(key, code, (err as Error).message);
+      return;
+    }
+    if (prev && opened.spec.version <= prev.version) {
+      reject(
+        key,
+        "stale_version",
+        `version ${opened.spec.version} is not greater than the applied version ${prev.version}`,
+        { version: opened.spec.version, applied_version: prev.version },
+      );
+      return;
+    }
+    applied[key] = { version: opened.spec.version, envelope: text, agents: opened.spec.agents };
+    try {
+      await persist();
+    } catch (err) {
+      log.error("cannot cache desired state", { error: (err as Error).message });
+    }
+    effective = compute("kv");
+    log.info("desired state applied", { key, version: opened.spec.version });
+    o.onSpec(effective);
+  };
+
+  const watchLoop = async (key: string) => {
+    let delay = 500;
+    while (!stopped) {
+      try {
+        const nc = await ctx.nats();
+        if (stopped) return;
+        const kv = await new Kvm(nc).open("MR_DESIRED");
+        const iter = await kv.watch({ key });
+        watches.push(iter);
+        delay = 500;
+        for await (const e of iter) {
+          if (stopped) break;
+          if (e.operation !== "PUT") continue; // deletes are unsigned: ignored
+          await onValue(key, e.value);
+        }
+      } catch (err) {
+        if (stopped) return;
+        log.warn("desired state watch failed; retrying", { key, error: (err as Error).message });
+      }
+      if (stopped) return;
+      await new Promise((r) => setTimeout(r, Math.round(delay / 2 + Math.random() * delay / 2)));
+      delay = Math.min(delay * 2, 30_000);
+    }
+  };
+  for (const k of keys) watchLoop(k);
+
+  return {
+    stop() {
+      stopped = true;
+      for (const w of watches) {
+        try {
+          w.stop();
+        } catch { /* closed */ }
+      }
+      return Promise.resolve();
+    },
+    current: () => effective,
+    health: () => ({
+      versions: effective?.versions ?? {},
+      source: effective?.source ?? null,
+      rejected,
+      last_rejection: lastRejection,
+    }),
+  };
+}
