@@ -1,11 +1,181 @@
 /**
- * mr-saas commands: key create, publish, agents (issue 4).
+ * mr-saas commands: `key create`, `publish`, `agents` (DESIGN §6).
  *
  * @module
  */
 import type { Command } from "commander";
+import { saasConnect } from "../connect.ts";
+import { listPublished, publishAgent, s3FromEnv } from "../publish.ts";
+import { createSigningKey } from "../../src/desired/envelope.ts";
+import { UsageError } from "../../src/cli/errors.ts";
+import { parseDuration } from "../../src/util/duration.ts";
+
+const enc = new TextEncoder();
+const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+function out(text: string): void {
+  const bytes = enc.encode(text.endsWith("\n") ? text : text + "\n");
+  let off = 0;
+  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+}
+
+async function jsonArg(name: string, value: string | undefined): Promise<unknown> {
+  if (value === undefined) return undefined;
+  const text = value.startsWith("@") ? await Deno.readTextFile(value.slice(1)) : value;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--${name} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+interface PublishFlags {
+  agent: string;
+  site: string;
+  node?: string;
+  s3: string;
+  signKey: string;
+  grant?: string;
+  config?: string;
+  interval?: string;
+  onChange?: boolean;
+  limits?: string;
+  match?: string;
+  leaderOnly?: boolean;
+  rollout?: string;
+}
 
 /** Registers this concern's commands on `program`. */
-export function registerPublishCommands(_program: Command): void {
-  // Commands of key create, publish, agents (issue 4) are registered here by the work on that issue.
+export function registerPublishCommands(program: Command): void {
+  const key = program.command("key").description("spec-signing keys");
+  key.command("create")
+    .description(
+      "create an ed25519 signing key (nkey); writes the seed 0600, prints the public key",
+    )
+    .requiredOption("--out <file>", "where to write the seed")
+    .action(async (o: { out: string }) => {
+      const k = createSigningKey();
+      try {
+        await Deno.writeTextFile(o.out, k.seed + "\n", { mode: 0o600, createNew: true });
+      } catch (err) {
+        if (err instanceof Deno.errors.AlreadyExists) {
+          throw new UsageError(`${o.out} exists; refusing to overwrite a signing key`);
+        }
+        throw err;
+      }
+      await Deno.chmod(o.out, 0o600);
+      out(k.publicKey);
+    });
+
+  program.command("publish")
+    .description("upload an agent module by hash and publish the signed spec with the next version")
+    .argument("<file>", "the agent .wasm")
+    .requiredOption("--agent <name>", "agent name")
+    .requiredOption("--site <site>", "site")
+    .option("--node <node>", "node (a node-level key overrides the site key agent by agent)")
+    .requiredOption("--s3 <bucket-url>", "s3://bucket[/prefix]")
+    .requiredOption("--sign-key <file>", "signing key seed file (mr-saas key create)")
+    .option("--grant <json>", "grants JSON (or @file)")
+    .option("--config <json>", "agent config JSON (or @file)")
+    .option("--interval <duration>", "reconcile interval, e.g. 30s")
+    .option("--on-change", "also reconcile when the spec or facts change")
+    .option("--limits <json>", "limits JSON: fuel, memory_mb, timeout_ms, output_max_bytes")
+    .option("--match <json>", 'facts match JSON, e.g. {"os.platform":"linux"}')
+    .option("--leader-only", "run only on the site leader")
+    .option(
+      "--rollout <gov:capacity>",
+      "swap only while holding a slot of this governor, e.g. rollout:2",
+    )
+    .action(async (file: string, o: PublishFlags, cmd: Command) => {
+      for (const [n, v] of [["agent", o.agent], ["site", o.site], ["node", o.node]] as const) {
+        if (v !== undefined && !ID.test(v)) throw new UsageError(`--${n} must match ${ID.source}`);
+      }
+      const s3 = s3FromEnv();
+      if (!s3) {
+        throw new UsageError(
+          "S3 credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL_S3 for non-AWS)",
+        );
+      }
+      let wasm: Uint8Array;
+      try {
+        wasm = await Deno.readFile(file);
+      } catch (err) {
+        throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+      }
+      let seed: string;
+      try {
+        seed = (await Deno.readTextFile(o.signKey)).trim();
+      } catch (err) {
+        throw new UsageError(`cannot read signing key ${o.signKey}: ${(err as Error).message}`);
+      }
+      const fields: Record<string, unknown> = {};
+      const grants = await jsonArg("grant", o.grant);
+      if (grants !== undefined) fields.grants = grants;
+      const config = await jsonArg("config", o.config);
+      if (config !== undefined) fields.config = config;
+      const limits = await jsonArg("limits", o.limits);
+      if (limits !== undefined) fields.limits = limits;
+      const match = await jsonArg("match", o.match);
+      if (match !== undefined) fields.match = match;
+      if (o.interval || o.onChange) {
+        if (o.interval) {
+          try {
+            parseDuration(o.interval);
+          } catch (err) {
+            throw new UsageError(`--interval: ${(err as Error).message}`);
+          }
+        }
+        fields.triggers = {
+          ...(o.interval ? { interval: o.interval } : {}),
+          on_change: !!o.onChange,
+        };
+      }
+      if (o.leaderOnly) fields.leader_only = true;
+      if (o.rollout) {
+        const [governor, cap] = o.rollout.split(":");
+        if (!governor || !cap || !/^\d+$/.test(cap)) {
+          throw new UsageError(`--rollout must be <governor>:<capacity>, got "${o.rollout}"`);
+        }
+        fields.rollout = { governor, capacity: Number(cap) };
+      }
+      await using nc = await saasConnect(cmd);
+      const r = await publishAgent({
+        nc,
+        wasm,
+        agent: o.agent,
+        site: o.site,
+        ...(o.node ? { node: o.node } : {}),
+        bucketUrl: o.s3,
+        s3,
+        seed,
+        fields,
+      });
+      out(JSON.stringify(r));
+    });
+
+  program.command("agents")
+    .description("show the agents published for a site (and optionally a node)")
+    .argument("<site>", "site")
+    .option("--node <node>", "node")
+    .option("--json", "print JSON")
+    .action(async (site: string, o: { node?: string; json?: boolean }, cmd: Command) => {
+      if (!ID.test(site)) throw new UsageError(`site must match ${ID.source}`);
+      await using nc = await saasConnect(cmd);
+      const k = o.node ? `node.${site}.${o.node}` : `site.${site}`;
+      const doc = await listPublished(nc, k);
+      if (o.json) {
+        out(JSON.stringify(doc));
+        return;
+      }
+      if (!doc) {
+        out(`nothing published at ${k}`);
+        return;
+      }
+      out(`${k}  version ${doc.version}  signed by ${doc.signer}`);
+      for (const a of doc.agents) {
+        out(
+          `  ${a.name.padEnd(20)} ${a.wasm.sha256.slice(0, 12)}  ${a.wasm.size} B  ${a.wasm.url}`,
+        );
+      }
+    });
 }
