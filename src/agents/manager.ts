@@ -59,6 +59,8 @@ interface Running {
   lastResult: unknown;
   lastError: string | null;
   lastRun: string | null;
+  /** Completed mr_reconcile calls. */
+  runs: number;
   /** Serialises start/swap/stop/calls of this agent. */
   chain: Promise<void>;
   /** A spec refused for this agent (do not retry until the spec changes). */
@@ -168,9 +170,14 @@ export function createAgentManager(_config: NodeConfig): DaemonModule {
       const result = await r.plugin.callJson("mr_reconcile", {
         desired: r.spec.config ?? null,
         facts: ctx.facts(),
-        state: { status: r.status, last_result: r.lastResult, restarts: r.restarts },
-        trigger,
+        state: {
+          last_status: (r.lastResult as { status?: unknown } | null)?.status ?? null,
+          runs: r.runs,
+          last_run: r.lastRun,
+        },
+        trigger: { kind: trigger, at: new Date().toISOString() },
       });
+      r.runs++;
       r.lastResult = result;
       r.lastRun = new Date().toISOString();
       r.lastError = null;
@@ -363,6 +370,7 @@ export function createAgentManager(_config: NodeConfig): DaemonModule {
     lastResult: null,
     lastError: null,
     lastRun: null,
+    runs: 0,
     chain: Promise.resolve(),
     refusedKey: null,
   });
@@ -385,10 +393,10 @@ export function createAgentManager(_config: NodeConfig): DaemonModule {
       const rr = r;
       enqueue(rr, async () => {
         await apply(rr, spec);
-        if (trigger === "facts" && rr.spec.triggers.on_change) await reconcileCall(rr, "change");
+        if (trigger === "facts" && rr.spec.triggers.on_change) await reconcileCall(rr, "on_change");
       });
       if (trigger === "spec" && spec.triggers.on_change && rr.key === JSON.stringify(spec)) {
-        enqueue(rr, () => reconcileCall(rr, "change"));
+        enqueue(rr, () => reconcileCall(rr, "on_change"));
       }
     }
     // keep the current and previous modules of every agent; drop the rest
