@@ -1,11 +1,168 @@
 /**
- * mr-saas commands: operator init, account add|list|revoke, token issue, serve, node revoke, audit verify (issue 5).
+ * mr-saas commands: `operator init`, `account add|list`, `token issue`, `serve`,
+ * `node revoke`, `audit verify`, `trust add` (issue 5).
  *
  * @module
  */
 import type { Command } from "commander";
+import { join } from "node:path";
+import {
+  addAccount,
+  findNode,
+  initOperator,
+  issueToken,
+  listAccounts,
+  readHome,
+  revokeUser,
+  serveProvisioner,
+  verifyAudit,
+} from "../operator.ts";
+import { CliError, UsageError } from "../../src/cli/errors.ts";
+import { parseDuration } from "../../src/util/duration.ts";
+import type { SaasGlobalOptions } from "../cli.ts";
+
+function home(cmd: Command): string {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  const h = root.opts<SaasGlobalOptions>().home;
+  if (!h) throw new UsageError("missing --home (or MR_SAAS_HOME): the vendor home dir");
+  return h;
+}
+function server(cmd: Command): string | undefined {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  return root.opts<SaasGlobalOptions>().server;
+}
 
 /** Registers this concern's commands on `program`. */
-export function registerOperatorCommands(_program: Command): void {
-  // Commands of operator init, account add|list|revoke, token issue, serve, node revoke, audit verify (issue 5) are registered here by the work on that issue.
+export function registerOperatorCommands(program: Command): void {
+  const op = program.command("operator").description("the NATS operator (vendor home)");
+  op.command("init")
+    .description(
+      "create operator and system account keys, nats-server.conf (full resolver) and mr-saas.json",
+    )
+    .option("--nats-port <port>", "client port in nats-server.conf", "4222")
+    .action(async (o: { natsPort: string }, cmd: Command) => {
+      const h = home(cmd);
+      await Deno.mkdir(h, { recursive: true, mode: 0o700 });
+      const cfg = await initOperator(h, { natsPort: Number(o.natsPort) });
+      console.log(JSON.stringify({ ...cfg, config: join(h, "nats-server.conf") }));
+    });
+
+  const account = program.command("account").description("customer accounts");
+  account.command("add")
+    .argument("<customer>")
+    .description("create a customer account (JetStream enabled) and push it to the running server")
+    .action(async (customer: string, _o: unknown, cmd: Command) => {
+      const r = await addAccount(home(cmd), customer, {
+        ...(server(cmd) ? { server: server(cmd)! } : {}),
+      });
+      console.log(JSON.stringify({ customer, account: r.account, admin_creds: r.adminCreds }));
+    });
+  account.command("list").description("list customer accounts").action(
+    async (_o: unknown, cmd: Command) => {
+      for (const a of await listAccounts(home(cmd))) console.log(`${a.customer}\t${a.account}`);
+    },
+  );
+
+  program.command("trust")
+    .description("add a spec-signing public key to the trust list handed to new nodes")
+    .argument("<public-key>")
+    .action(async (key: string, _o: unknown, cmd: Command) => {
+      const h = home(cmd);
+      const cfg = await readHome(h);
+      if (!cfg.spec_keys.includes(key)) cfg.spec_keys.push(key);
+      await Deno.writeTextFile(join(h, "mr-saas.json"), JSON.stringify(cfg, null, 2) + "\n");
+    });
+
+  const token = program.command("token").description("provisioning tokens");
+  token.command("issue")
+    .description("issue a provisioning JWT (printed on stdout)")
+    .requiredOption("--customer <c>")
+    .requiredOption("--site <s>")
+    .requiredOption("--provisioner <url>", "provisioner URL the node enrols with")
+    .option("--ttl <d>", "lifetime", "24h")
+    .option("--max-nodes <n>", "how many nodes may enrol with it", "1")
+    .option("--role <role>", "auto | leader | follower", "auto")
+    .option("--ext <json>", "free-form extensions (JSON)")
+    .action(
+      async (
+        o: {
+          customer: string;
+          site: string;
+          provisioner: string;
+          ttl: string;
+          maxNodes: string;
+          role: string;
+          ext?: string;
+        },
+        cmd: Command,
+      ) => {
+        let ttlMs: number;
+        let ext: Record<string, unknown> = {};
+        try {
+          ttlMs = parseDuration(o.ttl);
+          if (o.ext) ext = JSON.parse(o.ext);
+        } catch (err) {
+          throw new UsageError((err as Error).message);
+        }
+        if (!["auto", "leader", "follower"].includes(o.role)) {
+          throw new UsageError("--role must be auto, leader or follower");
+        }
+        const r = await issueToken(home(cmd), {
+          customer: o.customer,
+          site: o.site,
+          provisioner: o.provisioner,
+          ttlMs,
+          maxNodes: Number(o.maxNodes),
+          role: o.role as "auto",
+          ext,
+        });
+        console.log(r.token);
+      },
+    );
+
+  program.command("serve")
+    .description("run the provisioner (POST /v1/enroll, /v1/renew)")
+    .option("--listen <host:port>", "listen address", "127.0.0.1:8470")
+    .option("--webhook <url>", "vendor webhook deciding on each enrolment")
+    .action(async (o: { listen: string; webhook?: string }, cmd: Command) => {
+      const [hostname, port] = o.listen.split(":");
+      const srv = await serveProvisioner({
+        home: home(cmd),
+        hostname: hostname ?? "127.0.0.1",
+        port: Number(port ?? 8470),
+        ...(o.webhook ? { webhook: o.webhook } : {}),
+        ...(server(cmd) ? { servers: [server(cmd)!] } : {}),
+      });
+      console.error(JSON.stringify({ msg: "provisioner listening", port: srv.addr.port }));
+      await srv.finished;
+    });
+
+  program.command("node")
+    .description("nodes")
+    .command("revoke")
+    .argument("<site.node>")
+    .description("revoke a node's credentials: the server drops and refuses it")
+    .action(async (target: string, _o: unknown, cmd: Command) => {
+      const [site, node] = target.split(".");
+      if (!site || !node) throw new UsageError("target must be <site>.<node>");
+      const h = home(cmd);
+      const found = await findNode(h, site, node);
+      if (!found) throw new CliError(`no enrolled node ${target}`);
+      await revokeUser(h, found.customer, found.user, {
+        ...(server(cmd) ? { server: server(cmd)! } : {}),
+      });
+      console.log(JSON.stringify({ revoked: target, user: found.user }));
+    });
+
+  program.command("audit")
+    .description("the provisioning audit log")
+    .command("verify")
+    .description("verify the hash chain; exit 1 naming the first bad record")
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await verifyAudit(home(cmd));
+      if (r.badLine) throw new CliError(`audit.log line ${r.badLine}: ${r.reason}`);
+      console.log(JSON.stringify({ ok: true, records: r.records }));
+    });
 }

@@ -19,6 +19,8 @@ export interface StartNodeOptions {
   stateDir?: string;
   /** Extra config fields merged over the defaults. */
   config?: Record<string, unknown>;
+  /** Run with this existing config file (e.g. written by `provision`) instead of writing one. */
+  configFile?: string;
   /** Extra `run` arguments. */
   args?: string[];
   /** Environment for the child. */
@@ -55,7 +57,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const stateDir = o.stateDir ?? (await Deno.makeTempDir({ prefix: "mr-node-" }));
   const site = o.site ?? "site1";
   const node = o.node ?? "node1";
-  const configPath = join(stateDir, "config.json");
+  const configPath = o.configFile ?? join(stateDir, "config.json");
   const config = {
     customer: o.customer ?? "acme",
     site,
@@ -65,7 +67,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     settings: { heartbeat_interval: "30s", facts_interval: "5m" },
     ...o.config,
   };
-  await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
+  if (!o.configFile) await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
   const healthPath = join(stateDir, "health.json");
   await Deno.remove(healthPath).catch(() => {});
   const child = new Deno.Command(Deno.execPath(), {

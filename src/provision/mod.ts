@@ -1,0 +1,149 @@
+/**
+ * Node enrolment (`machine-room provision`, `run --token`): generates the node's own
+ * ed25519 user key (the seed never leaves the host), proves possession by signing the
+ * provisioner's nonce, and writes `<state>/config.json`, `<state>/identity/node.nk` and
+ * `<state>/identity/node.creds` (all 0600). A refused enrolment leaves nothing on disk.
+ *
+ * @module
+ */
+import { createUser } from "@nats-io/nkeys";
+import { fmtCreds } from "@nats-io/jwt";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "../config/schema.ts";
+import type { Logger } from "../log/logger.ts";
+
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+/** A refused or failed enrolment. */
+export class ProvisionError extends Error {
+  override name = "ProvisionError";
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function b64url(b: Uint8Array): string {
+  return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function tokenClaims(token: string): { provisioner: string; site: string } {
+  try {
+    const p = token.trim().split(".")[1]!;
+    const json = JSON.parse(
+      dec.decode(
+        Uint8Array.from(atob(p.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)),
+      ),
+    );
+    return { provisioner: json.nats.provisioner, site: json.nats.site };
+  } catch {
+    throw new ProvisionError("malformed_token", "the provisioning token is not a valid JWT");
+  }
+}
+
+/** A node name from the hostname (lowercased, invalid characters replaced). */
+export function defaultNodeName(): string {
+  const n = hostname().toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "").slice(
+    0,
+    63,
+  );
+  return n || "node";
+}
+
+/** Options of {@linkcode provision}. */
+export interface ProvisionOptions {
+  /** The provisioning JWT (text). */
+  token: string;
+  stateDir: string;
+  node?: string;
+  logger?: Logger;
+  facts?: Record<string, unknown>;
+}
+
+/** Enrols; returns the config path. */
+export async function provision(o: ProvisionOptions): Promise<string> {
+  const { provisioner } = tokenClaims(o.token);
+  const node = o.node ?? defaultNodeName();
+  const kp = createUser();
+  const base = provisioner.replace(/\/+$/, "");
+  let res: Response;
+  try {
+    const n = await fetch(`${base}/v1/nonce`, { signal: AbortSignal.timeout(15_000) });
+    const { nonce } = await n.json() as { nonce: string };
+    res = await fetch(`${base}/v1/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      signal: AbortSignal.timeout(30_000),
+      body: JSON.stringify({
+        token: o.token.trim(),
+        public_key: kp.getPublicKey(),
+        nonce,
+        signature: b64url(kp.sign(enc.encode(nonce))),
+        node,
+        facts: o.facts ?? null,
+      }),
+    });
+  } catch (err) {
+    throw new ProvisionError(
+      "unreachable",
+      `cannot reach the provisioner at ${base}: ${(err as Error).message}`,
+    );
+  }
+  const body = await res.json().catch(() => ({})) as {
+    user_jwt?: string;
+    config?: Record<string, unknown>;
+    error?: { code: string; message: string };
+  };
+  if (!res.ok || !body.user_jwt || !body.config) {
+    throw new ProvisionError(
+      body.error?.code ?? "refused",
+      `enrolment refused: ${body.error?.message ?? `HTTP ${res.status}`}`,
+    );
+  }
+  const id = join(o.stateDir, "identity");
+  const config = parseConfig({
+    ...body.config,
+    state_dir: o.stateDir,
+    nats: { ...(body.config.nats as object), creds: join(id, "node.creds") },
+  }, "provisioned config");
+  // written only now that everything succeeded
+  await Deno.mkdir(id, { recursive: true, mode: 0o700 });
+  const write = async (p: string, data: string | Uint8Array) => {
+    const tmp = `${p}.tmp`;
+    if (typeof data === "string") await Deno.writeTextFile(tmp, data, { mode: 0o600 });
+    else await Deno.writeFile(tmp, data, { mode: 0o600 });
+    await Deno.chmod(tmp, 0o600);
+    await Deno.rename(tmp, p);
+  };
+  await write(join(id, "node.nk"), dec.decode(kp.getSeed()));
+  await write(join(id, "node.creds"), fmtCreds(body.user_jwt, kp));
+  const path = join(o.stateDir, "config.json");
+  await write(path, JSON.stringify(config, null, 2) + "\n");
+  o.logger?.info("enrolled", { site: config.site, node: config.node, customer: config.customer });
+  return path;
+}
+
+/** The config path, enrolling first (with `token`, a JWT file path) when none exists. */
+export async function ensureProvisioned(
+  o: { token?: string; stateDir: string; logger: Logger; node?: string },
+): Promise<string> {
+  const path = join(o.stateDir, "config.json");
+  try {
+    await Deno.stat(path);
+    return path;
+  } catch { /* enrol */ }
+  if (!o.token) {
+    throw new ProvisionError(
+      "not_provisioned",
+      `no ${path}: run with --token <provisioning JWT file>`,
+    );
+  }
+  const token = await Deno.readTextFile(o.token);
+  return await provision({
+    token,
+    stateDir: o.stateDir,
+    logger: o.logger,
+    ...(o.node ? { node: o.node } : {}),
+  });
+}

@@ -1,0 +1,225 @@
+// Provisioning and multi-tenant security against nats-server in operator mode (full
+// resolver): enrol → run → events in the right account; the node's creds reach only its
+// own subjects; refused tokens leave nothing on disk; revocation; audit chain.
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { join } from "node:path";
+import { startNatsServer } from "./helpers/nats_server.ts";
+import { startNode, waitFor } from "./helpers/daemon.ts";
+import { ensureStreams } from "../provisioner/streams.ts";
+import {
+  addAccount,
+  initOperator,
+  issueToken,
+  operatorConfigLines,
+  revokeUser,
+  serveProvisioner,
+  verifyAudit,
+} from "../provisioner/operator.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const dec = new TextDecoder();
+
+async function provisionCli(tokenFile: string, stateDir: string, node: string) {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      join(ROOT, "main.ts"),
+      "provision",
+      "--token",
+      tokenFile,
+      "--state-dir",
+      stateDir,
+      "--node",
+      node,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return { code: o.code, stdout: dec.decode(o.stdout), stderr: dec.decode(o.stderr) };
+}
+
+async function entries(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) out.push(e.name);
+  } catch { /* absent */ }
+  return out;
+}
+
+Deno.test("provisioning - enrol, run, tenant isolation, token refusals, revocation, audit", async () => {
+  const home = await Deno.makeTempDir({ prefix: "mr-home-" });
+  const work = await Deno.makeTempDir({ prefix: "mr-prov-" });
+  try {
+    await initOperator(home, { natsPort: 4222 });
+    for (const f of ["operator.nk", "system.nk", "provisioner.nk"]) {
+      assertEquals((await Deno.stat(join(home, "keys", f))).mode! & 0o777, 0o600);
+    }
+    await using srv = await startNatsServer({ config: await operatorConfigLines(home) });
+    const acme = await addAccount(home, "acme", { server: srv.url });
+    const globex = await addAccount(home, "globex", { server: srv.url });
+    const admin = await connect({
+      servers: srv.url,
+      authenticator: credsAuthenticator(await Deno.readFile(acme.adminCreds)),
+    });
+    const other = await connect({
+      servers: srv.url,
+      authenticator: credsAuthenticator(await Deno.readFile(globex.adminCreds)),
+    });
+    await ensureStreams(admin);
+    await ensureStreams(other);
+
+    const prov = await serveProvisioner({ home, servers: [srv.url] });
+    const url = `http://127.0.0.1:${prov.addr.port}`;
+    try {
+      const { token } = await issueToken(home, {
+        customer: "acme",
+        site: "site1",
+        provisioner: url,
+        ttlMs: 3600_000,
+      });
+      const tokenFile = join(work, "token.jwt");
+      await Deno.writeTextFile(tokenFile, token);
+      const stateDir = join(work, "n1");
+      const p = await provisionCli(tokenFile, stateDir, "n1");
+      assertEquals(p.code, 0, p.stderr);
+      for (const f of ["config.json", "identity/node.nk", "identity/node.creds"]) {
+        assertEquals((await Deno.stat(join(stateDir, f))).mode! & 0o777, 0o600, f);
+      }
+      const seed = (await Deno.readTextFile(join(stateDir, "identity/node.nk"))).trim();
+
+      // an over-used token is refused and leaves nothing behind
+      const again = await provisionCli(tokenFile, join(work, "n2"), "n2");
+      assertEquals(again.code, 1);
+      assertMatch(again.stderr, /already used/);
+      assertEquals(await entries(join(work, "n2")), []);
+      // expired and tampered tokens too
+      const expired = await issueToken(home, {
+        customer: "acme",
+        site: "site1",
+        provisioner: url,
+        ttlMs: -60_000,
+      });
+      await Deno.writeTextFile(join(work, "expired.jwt"), expired.token);
+      const e = await provisionCli(join(work, "expired.jwt"), join(work, "n3"), "n3");
+      assertEquals(e.code, 1);
+      assertMatch(e.stderr, /expired/);
+      const [h, payload, sig] = token.split(".");
+      const forged = JSON.parse(atob(payload!.replace(/-/g, "+").replace(/_/g, "/")));
+      forged.nats.max_nodes = 100;
+      const forgedPayload = btoa(JSON.stringify(forged)).replace(/\+/g, "-").replace(/\//g, "_")
+        .replace(/=+$/, "");
+      await Deno.writeTextFile(join(work, "tampered.jwt"), `${h}.${forgedPayload}.${sig}`);
+      const t = await provisionCli(join(work, "tampered.jwt"), join(work, "n4"), "n4");
+      assertEquals(t.code, 1);
+      assertMatch(t.stderr, /signature/);
+      assertEquals(await entries(join(work, "n3")), []);
+      assertEquals(await entries(join(work, "n4")), []);
+
+      // enrol → run → events arrive in the customer's account only
+      const node = await startNode({
+        natsUrl: srv.url,
+        stateDir,
+        configFile: join(stateDir, "config.json"),
+      });
+      const jsm = await jetstreamManager(admin);
+      await waitFor(
+        async () => (await jsm.streams.info("MR_EVENTS")).state.messages > 0,
+        20_000,
+        "events in acme",
+      );
+      const first = await jsm.streams.getMessage("MR_EVENTS", { seq: 1 });
+      assertEquals(first!.subject, "mr.site1.n1.ev.lifecycle");
+      assertEquals(
+        (await (await jetstreamManager(other)).streams.info("MR_EVENTS")).state.messages,
+        0,
+        "nothing in globex",
+      );
+
+      // the node's own credentials: only its own subjects
+      const nc: NatsConnection = await connect({
+        servers: srv.url,
+        authenticator: credsAuthenticator(
+          await Deno.readFile(join(stateDir, "identity/node.creds")),
+        ),
+        inboxPrefix: "_INBOX.site1.n1",
+      });
+      const js = jetstream(nc);
+      const ok = await js.publish("mr.site1.n1.ev.test", "{}", { msgID: "own-1" });
+      assert(ok.seq > 0, "publishes its own events");
+      await assertRejects(() => js.publish("mr.site1.n2.ev.test", "{}", { timeout: 1500 }));
+      const errors: string[] = [];
+      (async () => {
+        for await (const s of nc.status()) if (s.type === "error") errors.push(String(s.error));
+      })();
+      const sub = nc.subscribe("mr.site1.n2.cmd.>");
+      const subErr = await (async () => {
+        try {
+          for await (const _ of sub) break;
+        } catch (err) {
+          return String(err);
+        }
+        return "";
+      })();
+      assertMatch(subErr + errors.join(), /[Pp]ermission/);
+      const njsm = await jetstreamManager(nc);
+      await assertRejects(() => njsm.streams.purge("MR_EVENTS"));
+      await assertRejects(() => njsm.streams.delete("MR_EVENTS"));
+      await nc.close();
+
+      // revocation: the running node is dropped and refused
+      const userKey =
+        (await Deno.readTextFile(join(stateDir, "identity/node.creds"))).match(/^(U[A-Z2-7]{55})$/m)
+          ?.[1] ??
+          JSON.parse(
+            atob(
+              (await Deno.readTextFile(join(stateDir, "identity/node.creds"))).split("\n")[1]!
+                .split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"),
+            ),
+          ).sub;
+      await new Promise((r) => setTimeout(r, 1100)); // revocations cover JWTs issued before the revocation second
+      await revokeUser(home, "acme", userKey, { server: srv.url });
+      await waitFor(
+        async () => {
+          const hh = await node.health();
+          return hh && !(hh.nats as { connected: boolean }).connected;
+        },
+        20_000,
+        "revoked node disconnected",
+      );
+      await assertRejects(() =>
+        Deno.readFile(join(stateDir, "identity/node.creds")).then((c) =>
+          connect({ servers: srv.url, authenticator: credsAuthenticator(c), reconnect: false })
+        )
+      );
+      await node.stop();
+      // no secret in the node's logs
+      const logs = node.logs().join("\n");
+      assert(!logs.includes(seed), "the seed never appears in logs");
+      assert(!logs.includes("-----BEGIN"), "no creds content in logs");
+
+      // the audit chain verifies, and an edited record is found
+      const v = await verifyAudit(home);
+      assertEquals(v.badLine, 0);
+      assert(v.records >= 6);
+      const lines = (await Deno.readTextFile(join(home, "audit.log"))).split("\n");
+      lines[2] = lines[2]!.replace(/"customer":"acme"/, '"customer":"evil"').replace(
+        /"event":"[a-z.]+"/,
+        '"event":"edited"',
+      );
+      await Deno.writeTextFile(join(home, "audit.log"), lines.join("\n"));
+      const bad = await verifyAudit(home);
+      assertEquals(bad.badLine, 3);
+    } finally {
+      await prov.shutdown();
+      await admin.close();
+      await other.close();
+    }
+  } finally {
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+});
