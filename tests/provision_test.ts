@@ -187,7 +187,7 @@ Deno.test("provisioning - enrol, run, tenant isolation, token refusals, revocati
           const hh = await node.health();
           return hh && !(hh.nats as { connected: boolean }).connected;
         },
-        20_000,
+        60_000,
         "revoked node disconnected",
       );
       await assertRejects(() =>
