@@ -19,6 +19,14 @@ import {
 } from "../provisioner/operator.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+
+// The server resets connections it drops (revoked credentials); the Node-compat socket
+// can surface that reset as an uncaught error after the client already closed.
+globalThis.addEventListener("error", (e) => {
+  if (String((e as ErrorEvent).error?.message ?? e.message).includes("ECONNRESET")) {
+    e.preventDefault();
+  }
+});
 const dec = new TextDecoder();
 
 async function provisionCli(tokenFile: string, stateDir: string, node: string) {
