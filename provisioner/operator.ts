@@ -19,13 +19,13 @@ import {
   createAccount,
   createOperator,
   createUser,
-  fromPublic,
   fromSeed,
   type KeyPair,
 } from "@nats-io/nkeys";
 import { encodeAccount, encodeGeneric, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { createHash } from "node:crypto";
+import { encodeUserJwt, nkeySigner, nkeyVerify } from "../src/util/ed25519.ts";
 import { join } from "node:path";
 
 const enc = new TextEncoder();
@@ -43,7 +43,7 @@ export interface HomeConfig {
 }
 
 async function writeSecret(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp`;
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
   if (typeof data === "string") await Deno.writeTextFile(tmp, data, { mode: 0o600 });
   else await Deno.writeFile(tmp, data, { mode: 0o600 });
   await Deno.chmod(tmp, 0o600);
@@ -89,7 +89,16 @@ export async function initOperator(
     system_account: sys.getPublicKey(),
   });
   const sysJwt = await encodeAccount("SYS", sys, {
-    limits: { conn: -1, subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, leaf: -1 },
+    limits: {
+      conn: -1,
+      subs: -1,
+      data: -1,
+      payload: -1,
+      imports: -1,
+      exports: -1,
+      wildcards: true,
+      leaf: -1,
+    },
   }, { signer: op });
   const sysUserJwt = await encodeUser("sys", sysUser, sys);
   await writeSecret(join(home, "keys", "operator.nk"), dec.decode(op.getSeed()));
@@ -267,12 +276,26 @@ interface TokenRecord {
   nodes: Record<string, string>;
 }
 
+/** Issued tokens (`tokens.json`) with the uses journal (`token-uses.log`) applied. */
 async function readTokens(home: string): Promise<Record<string, TokenRecord>> {
+  let tokens: Record<string, TokenRecord> = {};
   try {
-    return JSON.parse(await Deno.readTextFile(join(home, "tokens.json")));
+    tokens = JSON.parse(await Deno.readTextFile(join(home, "tokens.json")));
   } catch {
     return {};
   }
+  try {
+    for (const line of (await Deno.readTextFile(join(home, "token-uses.log"))).split("\n")) {
+      if (!line) continue;
+      const u = JSON.parse(line) as { jti: string; node: string; user: string };
+      const t = tokens[u.jti];
+      if (t && !t.nodes[u.node]) {
+        t.uses++;
+        t.nodes[u.node] = u.user;
+      }
+    }
+  } catch { /* no uses yet */ }
+  return tokens;
 }
 
 /** `token issue`: a provisioning JWT signed with the provisioner key. */
@@ -330,10 +353,10 @@ function b64urlDecode(s: string): Uint8Array {
 }
 
 /** Verifies a provisioning token's signature and expiry; returns its claims and jti. */
-export function verifyToken(
+export async function verifyToken(
   token: string,
   provisionerKey: string,
-): { claims: TokenClaims; jti: string; exp: number } {
+): Promise<{ claims: TokenClaims; jti: string; exp: number }> {
   const parts = token.trim().split(".");
   if (parts.length !== 3) throw new EnrollError(400, "malformed_token", "token is not a JWT");
   let payload: { iss?: string; jti?: string; exp?: number; nats?: TokenClaims & { type?: string } };
@@ -345,10 +368,16 @@ export function verifyToken(
   if (payload.iss !== provisionerKey) {
     throw new EnrollError(401, "untrusted_token", "token not issued by this provisioner");
   }
-  const ok = fromPublic(provisionerKey).verify(
-    enc.encode(`${parts[0]}.${parts[1]}`),
-    b64urlDecode(parts[2]!),
-  );
+  let ok = false;
+  try {
+    ok = await nkeyVerify(
+      provisionerKey,
+      enc.encode(`${parts[0]}.${parts[1]}`),
+      b64urlDecode(parts[2]!),
+    );
+  } catch {
+    ok = false;
+  }
   if (!ok) {
     throw new EnrollError(401, "bad_signature", "token signature does not verify (tampered?)");
   }
@@ -483,6 +512,13 @@ export async function serveProvisioner(o: ServeOptions): Promise<Deno.HttpServer
   const buckets = new Map<string, { tokens: number; at: number }>();
   const rate = o.ratePerMinute ?? 600_000;
   const credsTtl = o.credsTtlMs ?? 30 * 86_400_000;
+  let tokens = await readTokens(o.home);
+  let lockTail: Promise<unknown> = Promise.resolve();
+  const locked = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = lockTail.then(fn, fn);
+    lockTail = run.catch(() => {});
+    return run;
+  };
   const json = (status: number, body: unknown) =>
     new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
   const limited = (ip: string) => {
@@ -501,22 +537,48 @@ export async function serveProvisioner(o: ServeOptions): Promise<Deno.HttpServer
     nonces.delete(n);
     return exp !== undefined && exp > Date.now();
   };
-  const proveKey = (pub: string, nonce: string, sig: string) => {
+  const proveKey = async (pub: string, nonce: string, sig: string) => {
     try {
       if (!pub.startsWith("U")) return false;
-      return fromPublic(pub).verify(enc.encode(nonce), b64urlDecode(sig));
+      return await nkeyVerify(pub, enc.encode(nonce), b64urlDecode(sig));
     } catch {
       return false;
     }
   };
+  // per customer: the account key and a WebCrypto signer for its signing key
+  const signers = new Map<
+    string,
+    Promise<{ account: string; signerKey: string; sign: (d: Uint8Array) => Promise<Uint8Array> }>
+  >();
+  const signerFor = (customer: string) => {
+    let s = signers.get(customer);
+    if (!s) {
+      s = (async () => {
+        const dir = join(o.home, "accounts", customer);
+        const acct = await readSeed(join(dir, "account.nk"));
+        const seed = (await Deno.readTextFile(join(dir, "signer.nk"))).trim();
+        return {
+          account: acct.getPublicKey(),
+          signerKey: fromSeed(enc.encode(seed)).getPublicKey(),
+          sign: await nkeySigner(seed),
+        };
+      })();
+      signers.set(customer, s);
+    }
+    return s;
+  };
   const mint = async (customer: string, site: string, node: string, userKey: string) => {
-    const dir = join(o.home, "accounts", customer);
-    const acct = await readSeed(join(dir, "account.nk"));
-    const signer = await readSeed(join(dir, "signer.nk"));
-    return await encodeUser(`${site}.${node}`, fromPublic(userKey), signer, {
-      issuer_account: acct.getPublicKey(),
-      ...nodePermissions(site, node),
-    }, { exp: Math.floor((Date.now() + credsTtl) / 1000) });
+    const k = await signerFor(customer);
+    // built and signed natively: @nats-io/jwt's pure-JS key handling costs ~50 ms per JWT
+    return await encodeUserJwt({
+      name: `${site}.${node}`,
+      userKey,
+      issuerAccount: k.account,
+      signerKey: k.signerKey,
+      sign: k.sign,
+      permissions: nodePermissions(site, node),
+      exp: Math.floor((Date.now() + credsTtl) / 1000),
+    });
   };
 
   return Deno.serve(
@@ -564,12 +626,15 @@ export async function serveProvisioner(o: ServeOptions): Promise<Deno.HttpServer
               "nonce unknown or expired",
             );
           }
-          if (!proveKey(body.public_key, body.nonce as string, body.signature)) {
+          if (!(await proveKey(body.public_key, body.nonce as string, body.signature))) {
             throw new EnrollError(401, "bad_proof", "signature over the nonce does not verify");
           }
-          const { claims, jti } = verifyToken(body.token, h.provisioner_key);
-          const tokens = await readTokens(o.home);
-          const rec = tokens[jti];
+          const { claims, jti } = await verifyToken(body.token, h.provisioner_key);
+          let rec = tokens[jti];
+          if (!rec) {
+            tokens = await readTokens(o.home); // issued after the service started
+            rec = tokens[jti];
+          }
           if (!rec) throw new EnrollError(401, "unknown_token", "token not issued here");
           if (rec.revoked) throw new EnrollError(401, "revoked", "token revoked");
           if (rec.uses >= rec.max_nodes) {
@@ -606,9 +671,31 @@ export async function serveProvisioner(o: ServeOptions): Promise<Deno.HttpServer
             settings = d.settings ?? {};
           }
           const userJwt = await mint(claims.customer, claims.site, body.node, body.public_key);
-          rec.uses++;
-          rec.nodes[body.node] = body.public_key;
-          await writeSecret(join(o.home, "tokens.json"), JSON.stringify(tokens, null, 2));
+          // use counts: read-check-write under the lock (concurrent enrolments cannot overuse)
+          // the use is counted in memory at once (concurrent enrolments cannot overuse)
+          // and journaled (append-only) before the node gets its credentials
+          const r = tokens[jti]!;
+          if (r.uses >= r.max_nodes) {
+            throw new EnrollError(
+              403,
+              "overused",
+              `token already used by ${r.uses} of ${r.max_nodes} node(s)`,
+            );
+          }
+          r.uses++;
+          r.nodes[body.node as string] = body.public_key as string;
+          await locked(() =>
+            Deno.writeTextFile(
+              join(o.home, "token-uses.log"),
+              JSON.stringify({
+                jti,
+                node: body.node,
+                user: body.public_key,
+                time: new Date().toISOString(),
+              }) + "\n",
+              { append: true, mode: 0o600 },
+            )
+          );
           await audit(o.home, {
             event: "enroll",
             decision: "allow",
@@ -652,7 +739,7 @@ export async function serveProvisioner(o: ServeOptions): Promise<Deno.HttpServer
               "nonce unknown or expired",
             );
           }
-          if (!proveKey(claims.sub, body.nonce as string, body.signature)) {
+          if (!(await proveKey(claims.sub, body.nonce as string, body.signature))) {
             throw new EnrollError(401, "bad_proof", "signature over the nonce does not verify");
           }
           const accounts = await listAccounts(o.home);
