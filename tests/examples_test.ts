@@ -282,6 +282,13 @@ Deno.test("examples - exporter-scrape (AssemblyScript) forwards the included sam
 });
 
 Deno.test("examples - plugin run drives service-keeper through the CLI; a narrowed grant exits 3", async () => {
+  await using tmp = {
+    path: await Deno.makeTempDir(),
+    [Symbol.asyncDispose]() {
+      return Deno.remove(this.path, { recursive: true });
+    },
+  };
+  const stateDir = tmp.path;
   const run = (grant: string) =>
     new Deno.Command(Deno.execPath(), {
       args: [
@@ -296,6 +303,8 @@ Deno.test("examples - plugin run drives service-keeper through the CLI; a narrow
         "--grant",
         grant,
         "--json",
+        "--state-dir",
+        stateDir,
       ],
       stdout: "piped",
       stderr: "piped",
