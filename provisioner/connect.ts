@@ -13,7 +13,11 @@ export async function saasConnect(cmd: Command): Promise<NatsConnection & AsyncD
   let root = cmd;
   while (root.parent) root = root.parent;
   const opts = root.opts<SaasGlobalOptions>();
-  if (!opts.server) throw new UsageError("Missing --server (or MR_SAAS_SERVER): the NATS URL of the customer account");
+  if (!opts.server) {
+    throw new UsageError(
+      "Missing --server (or MR_SAAS_SERVER): the NATS URL of the customer account",
+    );
+  }
   const nc = await connect({
     servers: opts.server.split(","),
     name: "mr-saas",

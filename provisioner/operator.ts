@@ -15,13 +15,7 @@
  *
  * @module
  */
-import {
-  createAccount,
-  createOperator,
-  createUser,
-  fromSeed,
-  type KeyPair,
-} from "@nats-io/nkeys";
+import { createAccount, createOperator, createUser, fromSeed, type KeyPair } from "@nats-io/nkeys";
 import { encodeAccount, encodeGeneric, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { createHash } from "node:crypto";

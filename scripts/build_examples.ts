@@ -24,10 +24,25 @@ interface Example {
 }
 
 const EXAMPLES: Example[] = [
-  { name: "http-probe", lang: "as", main: "agent.ts", deps: [join(SDK, "assemblyscript/index.ts")] },
-  { name: "exporter-scrape", lang: "as", main: "agent.ts", deps: [join(SDK, "assemblyscript/index.ts")] },
+  {
+    name: "http-probe",
+    lang: "as",
+    main: "agent.ts",
+    deps: [join(SDK, "assemblyscript/index.ts")],
+  },
+  {
+    name: "exporter-scrape",
+    lang: "as",
+    main: "agent.ts",
+    deps: [join(SDK, "assemblyscript/index.ts")],
+  },
   { name: "threshold-check", lang: "c", main: "agent.c", deps: [join(SDK, "c/machine_room.h")] },
-  { name: "service-keeper", lang: "rust", main: "agent.rs", deps: [join(SDK, "rust/machine_room.rs")] },
+  {
+    name: "service-keeper",
+    lang: "rust",
+    main: "agent.rs",
+    deps: [join(SDK, "rust/machine_room.rs")],
+  },
 ];
 
 async function mtime(p: string): Promise<number> {
@@ -90,7 +105,9 @@ async function build(ex: Example): Promise<boolean> {
       "--baseDir",
       ROOT,
     ]);
-    if (r.error) throw new Error(`asc ${ex.name}: ${r.error.message}\n${r.stderr?.toString() ?? ""}`);
+    if (r.error) {
+      throw new Error(`asc ${ex.name}: ${r.error.message}\n${r.stderr?.toString() ?? ""}`);
+    }
   } else if (ex.lang === "c") {
     await run("clang", [
       "--target=wasm32-unknown-unknown",
@@ -108,23 +125,28 @@ async function build(ex: Example): Promise<boolean> {
       src,
     ], "clang lld");
   } else {
-    await run(rustc(), [
-      "--target",
-      "wasm32-unknown-unknown",
-      "--crate-type",
-      "cdylib",
-      "--edition",
-      "2018",
-      "-C",
-      "opt-level=s",
-      "-C",
-      "panic=abort",
-      "-C",
-      "link-arg=--strip-all",
-      "-o",
-      tmp,
-      src,
-    ], "rustc libstd-rust-dev-wasm32", dirname(src));
+    await run(
+      rustc(),
+      [
+        "--target",
+        "wasm32-unknown-unknown",
+        "--crate-type",
+        "cdylib",
+        "--edition",
+        "2018",
+        "-C",
+        "opt-level=s",
+        "-C",
+        "panic=abort",
+        "-C",
+        "link-arg=--strip-all",
+        "-o",
+        tmp,
+        src,
+      ],
+      "rustc libstd-rust-dev-wasm32",
+      dirname(src),
+    );
   }
   await Deno.rename(tmp, out);
   return true;
@@ -139,7 +161,9 @@ if (import.meta.main) {
     try {
       const built = await build(ex);
       const size = (await Deno.stat(join(DIST, `${ex.name}.wasm`))).size;
-      console.error(`build:examples ${ex.name} (${ex.lang}) ${built ? "built" : "up to date"}, ${size} bytes`);
+      console.error(
+        `build:examples ${ex.name} (${ex.lang}) ${built ? "built" : "up to date"}, ${size} bytes`,
+      );
     } catch (err) {
       failed = true;
       console.error(`build:examples ${ex.name}: ${(err as Error).message}`);

@@ -60,12 +60,12 @@ function labelsJson(text: string): string {
 export function mr_reconcile(): i32 {
   const url = mr.jsonString(config, "url");
   const include = mr.jsonStringArray(config, "include");
-  const res = mr.http(url, "GET", <i32>mr.jsonNumber(config, "timeout_ms", 5000));
+  const res = mr.http(url, "GET", <i32> mr.jsonNumber(config, "timeout_ms", 5000));
   if (mr.hasError(res)) {
     mr.output(`{"status":"failed","message":${mr.str("scrape failed: " + mr.errorCode(res))}}`);
     return 0;
   }
-  const status = <i32>mr.jsonNumber(res, "status", 0);
+  const status = <i32> mr.jsonNumber(res, "status", 0);
   if (status != 200) {
     mr.output(`{"status":"failed","message":"exporter answered HTTP ${status.toString()}"}`);
     return 0;

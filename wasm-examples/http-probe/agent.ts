@@ -25,12 +25,12 @@ export function mr_init(): i32 {
 
 export function mr_reconcile(): i32 {
   const urls = mr.jsonStringArray(config, "urls");
-  const timeout = <i32>mr.jsonNumber(config, "timeout_ms", 2000);
+  const timeout = <i32> mr.jsonNumber(config, "timeout_ms", 2000);
   let down = 0;
   for (let i = 0; i < urls.length; i++) {
     const url = urls[i];
     const res = mr.http(url, "GET", timeout);
-    const status = mr.hasError(res) ? 0 : <i32>mr.jsonNumber(res, "status", 0);
+    const status = mr.hasError(res) ? 0 : <i32> mr.jsonNumber(res, "status", 0);
     const up = status >= 200 && status < 400;
     const labels = `{"url":${mr.str(url)}}`;
     mr.metric("probe_up", up ? 1 : 0, labels);
@@ -50,8 +50,10 @@ export function mr_reconcile(): i32 {
       mr.statePut(key, "true");
     }
   }
-  mr.output(down == 0
-    ? `{"status":"ok","message":"${urls.length} up"}`
-    : `{"status":"degraded","message":"${down} of ${urls.length} down"}`);
+  mr.output(
+    down == 0
+      ? `{"status":"ok","message":"${urls.length} up"}`
+      : `{"status":"degraded","message":"${down} of ${urls.length} down"}`,
+  );
   return 0;
 }
