@@ -9,15 +9,9 @@ import { listPublished, publishAgent, s3FromEnv } from "../publish.ts";
 import { createSigningKey } from "../../src/desired/envelope.ts";
 import { UsageError } from "../../src/cli/errors.ts";
 import { parseDuration } from "../../src/util/duration.ts";
+import { out } from "../../src/cli/output.ts";
 
-const enc = new TextEncoder();
 const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
-function out(text: string): void {
-  const bytes = enc.encode(text.endsWith("\n") ? text : text + "\n");
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
-}
 
 async function jsonArg(name: string, value: string | undefined): Promise<unknown> {
   if (value === undefined) return undefined;

@@ -15,15 +15,9 @@ import { saasConnect } from "../connect.ts";
 import { ensureStreams } from "../streams.ts";
 import { CliError, UsageError } from "../../src/cli/errors.ts";
 import { parseDuration } from "../../src/util/duration.ts";
+import { out } from "../../src/cli/output.ts";
 
-const enc = new TextEncoder();
 const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
-function out(text: string): void {
-  const bytes = enc.encode(text.endsWith("\n") ? text : text + "\n");
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
-}
 
 /** One human-readable line for a CloudEvent. */
 export function formatEvent(ev: Record<string, unknown>): string {

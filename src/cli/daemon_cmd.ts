@@ -24,15 +24,10 @@ import { parseDuration } from "../util/duration.ts";
 import { ulid } from "../util/ulid.ts";
 import { type CliContext, readAgentModule } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
+import { out } from "./output.ts";
 
 const encoder = new TextEncoder();
 const SUBJECT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
-function out(text: string): void {
-  const bytes = encoder.encode(text.endsWith("\n") ? text : text + "\n");
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
-}
 
 /** The default state directory: `$MR_STATE_DIR`, `/var/lib/machine-room` as root, else `~/.local/state/machine-room`. */
 export function defaultStateDir(): string {

@@ -15,14 +15,8 @@ import { createLogger } from "../log/logger.ts";
 import { PluginError } from "../plugins/types.ts";
 import { type CliContext, readAgentModule } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
+import { out } from "./output.ts";
 
-const encoder = new TextEncoder();
-
-function out(text: string): void {
-  const bytes = encoder.encode(text.endsWith("\n") ? text : text + "\n");
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
-}
 
 /** Options of `plugin run` as commander parses them. */
 interface RunOptions {
