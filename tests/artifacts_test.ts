@@ -38,6 +38,7 @@ Deno.test("artifacts - signed S3 download, verify, cache, shared downloads, refu
     const store = createArtifactStore({
       dir,
       s3: s3.config,
+      timeoutMs: 10_000,
       fetchImpl: (i, init) => {
         requests++;
         return fetch(i, init);

@@ -85,6 +85,10 @@ export function createArtifactStore(o: ArtifactStoreOptions): ArtifactStore {
     })
     : null;
   const inflight = new Map<string, Promise<Uint8Array>>();
+  // a fresh connection per download: downloads are rare, and a pooled connection left in a
+  // bad state by an aborted transfer must not stall the next one until its timeout
+  let client: Deno.HttpClient | null = null;
+  const httpClient = () => (client ??= Deno.createHttpClient({ poolMaxIdlePerHost: 0 }));
   const path = (sha: string) => join(dir, `${sha}.wasm`);
 
   const readCached = async (ref: ArtifactRef): Promise<Uint8Array | null> => {
@@ -109,7 +113,7 @@ export function createArtifactStore(o: ArtifactStoreOptions): ArtifactStore {
     const signed = ref.url.startsWith("s3://") && aws ? await aws.sign(req) : req;
     let res: Response;
     try {
-      res = await doFetch(signed);
+      res = await doFetch(signed, { client: httpClient() });
     } catch (err) {
       throw new ArtifactError("download_failed", `GET ${ref.url}: ${(err as Error).message}`);
     }
