@@ -17,7 +17,6 @@ import { type CliContext, readAgentModule } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
 import { out } from "./output.ts";
 
-
 /** Options of `plugin run` as commander parses them. */
 interface RunOptions {
   call?: string;
