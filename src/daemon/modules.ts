@@ -10,6 +10,7 @@ import { createElectionModule } from "../election/mod.ts";
 import { createGovernorModule } from "../governor/mod.ts";
 import { createMetricsModule } from "../metrics/exporters.ts";
 import { createAgentManager } from "../agents/manager.ts";
+import { createRenewalModule } from "../provision/renewal.ts";
 
 /** Options that reach module factories. */
 export interface ModuleFactoryOptions {
@@ -32,6 +33,7 @@ export const MODULE_FACTORIES: ModuleFactory[] = [
   // [slot: agents] (issue 4)
   (o) => createAgentManager(o.config),
   // [slot: renewal] (issue 5)
+  (o) => createRenewalModule(o.config),
 ];
 
 /** Instantiates the default modules for a config. */

@@ -48,7 +48,14 @@ export async function natsOptions(
         `Cannot read NATS creds file "${config.nats.creds}": ${(err as Error).message}`,
       );
     }
-    opts.authenticator = credsAuthenticator(creds);
+    const path = config.nats.creds;
+    // re-read on every (re)connect: credential renewal replaces the file
+    opts.authenticator = credsAuthenticator(() => {
+      try {
+        creds = Deno.readFileSync(path);
+      } catch { /* keep the last readable creds */ }
+      return creds;
+    });
   }
   const tls = config.nats.tls;
   if (tls) {
