@@ -1,0 +1,103 @@
+// Staged rollout with the real agent manager: 6 daemons run an agent published with
+// `rollout: {governor, capacity: 2}`; publishing v2 (whose mr_init takes a while) swaps
+// every node, but never more than 2 at a time (intervals from each node's governor
+// `enter` to its `agent.v1.updated`, both inside the held slot).
+import { assert, assertEquals } from "@std/assert";
+import { connect } from "@nats-io/transport-node";
+import { startNatsServer } from "./helpers/nats_server.ts";
+import { type RunningNode, startNode, waitFor } from "./helpers/daemon.ts";
+import { startS3 } from "./helpers/s3.ts";
+import { compileWat } from "./helpers/wat.ts";
+import { ensureStreams } from "../provisioner/streams.ts";
+import { publishAgent } from "../provisioner/publish.ts";
+import { createSigningKey } from "../src/desired/envelope.ts";
+
+const agent = (version: string, spin: number) =>
+  compileWat(`(module
+  (memory (export "memory") 1)
+  (data (i32.const 16) "${version}")
+  (func (export "mr_init") (result i32) (local $i i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const ${spin})))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.const 0))
+  (func (export "mr_reconcile") (result i32) (i32.const 0)))`);
+
+Deno.test("fleet - a rollout with capacity 2 swaps 6 real nodes, never more than 2 at once", async () => {
+  await using srv = await startNatsServer();
+  await using s3 = await startS3();
+  const nc = await connect({ servers: srv.url });
+  const nodes: RunningNode[] = [];
+  type Ev = { type: string; time: string; mrnode: string; data: Record<string, unknown> };
+  const events: Ev[] = [];
+  nc.subscribe("mr.site1.*.ev.>", {
+    callback: (_e, m) => {
+      events.push(m.json<Ev>());
+    },
+  });
+  try {
+    await ensureStreams(nc);
+    const key = createSigningKey();
+    const publish = async (wasm: Uint8Array) =>
+      await publishAgent({
+        nc,
+        wasm,
+        agent: "slow-init",
+        site: "site1",
+        bucketUrl: `s3://${s3.bucket}`,
+        s3: {
+          endpoint: s3.endpoint,
+          region: s3.region,
+          accessKeyId: s3.accessKeyId,
+          secretAccessKey: s3.secretAccessKey,
+        },
+        seed: key.seed,
+        fields: {
+          rollout: { governor: "rollout", capacity: 2 },
+          triggers: { interval: "1m" },
+          limits: { fuel: 4_000_000_000, timeout_ms: 30_000 },
+        },
+      });
+    const v1 = await publish(await agent("v1", 1));
+    for (let i = 1; i <= 6; i++) {
+      nodes.push(
+        await startNode({
+          natsUrl: srv.url,
+          node: `n${i}`,
+          config: { trust: { spec_keys: [key.publicKey] }, s3: s3.config },
+        }),
+      );
+    }
+    const started = () =>
+      new Set(
+        events.filter((e) => e.type === "io.machineroom.agent.v1.started").map((e) => e.mrnode),
+      );
+    await waitFor(() => started().size === 6, 60_000, "v1 on all 6 nodes");
+    assert([...started()].length === 6);
+
+    const v2 = await publish(await agent("v2", 150_000_000));
+    assert(v2.sha256 !== v1.sha256);
+    const updated = () => events.filter((e) => e.type === "io.machineroom.agent.v1.updated");
+    await waitFor(() => updated().length === 6, 120_000, "v2 on all 6 nodes");
+
+    // swap intervals: governor enter → agent updated, per node
+    const enters = events.filter((e) => e.type === "io.machineroom.governor.v1.enter");
+    const intervals = updated().map((u) => {
+      const enter = enters.filter((e) => e.mrnode === u.mrnode).at(-1)!;
+      return [Date.parse(enter.time), Date.parse(u.time)] as const;
+    });
+    assertEquals(intervals.length, 6);
+    let maxOverlap = 0;
+    for (const [s] of intervals) {
+      const overlap = intervals.filter(([a, b]) => a <= s && s < b).length;
+      maxOverlap = Math.max(maxOverlap, overlap);
+    }
+    assert(maxOverlap <= 2, `at most 2 swaps at once, saw ${maxOverlap}`);
+    assert(enters.some((e) => Number(e.data.waited_ms) > 0), "some node waited for a slot");
+    assertEquals(new Set(updated().map((u) => u.data.to)), new Set([v2.sha256]));
+  } finally {
+    for (const n of nodes) await n.stop();
+    await nc.close();
+  }
+});
