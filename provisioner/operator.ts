@@ -22,7 +22,14 @@ import { join } from "node:path";
 import { audit } from "./audit.ts";
 
 export { audit, verifyAudit } from "./audit.ts";
-export { EnrollError, issueToken, type TokenClaims, verifyToken } from "./tokens.ts";
+export {
+  EnrollError,
+  issueToken,
+  listTokens,
+  revokeToken,
+  type TokenClaims,
+  verifyToken,
+} from "./tokens.ts";
 export { findNode, nodePermissions, type ServeOptions, serveProvisioner } from "./service.ts";
 
 const enc = new TextEncoder();

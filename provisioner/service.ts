@@ -75,6 +75,8 @@ export async function serveProvisioner(o: ServeOptions): Promise<Deno.HttpServer
   const rate = o.ratePerMinute ?? 600_000;
   const credsTtl = o.credsTtlMs ?? 30 * 86_400_000;
   let tokens = await readTokens(o.home);
+  const tokensFile = join(o.home, "tokens.json");
+  let tokensMtime = (await Deno.stat(tokensFile).catch(() => null))?.mtime?.getTime() ?? 0;
   let lockTail: Promise<unknown> = Promise.resolve();
   const locked = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = lockTail.then(fn, fn);
@@ -192,11 +194,13 @@ export async function serveProvisioner(o: ServeOptions): Promise<Deno.HttpServer
             throw new EnrollError(401, "bad_proof", "signature over the nonce does not verify");
           }
           const { claims, jti } = await verifyToken(body.token, h.provisioner_key);
-          let rec = tokens[jti];
-          if (!rec) {
-            tokens = await readTokens(o.home); // issued after the service started
-            rec = tokens[jti];
+          // `token issue` / `token revoke` (other processes) rewrite tokens.json
+          const mtime = (await Deno.stat(tokensFile).catch(() => null))?.mtime?.getTime() ?? 0;
+          if (mtime !== tokensMtime || !tokens[jti]) {
+            tokensMtime = mtime;
+            tokens = await readTokens(o.home);
           }
+          const rec = tokens[jti];
           if (!rec) throw new EnrollError(401, "unknown_token", "token not issued here");
           if (rec.revoked) throw new EnrollError(401, "revoked", "token revoked");
           if (rec.uses >= rec.max_nodes) {

@@ -156,3 +156,18 @@ export class EnrollError extends Error {
     super(message);
   }
 }
+
+/** `token revoke`: refuses every later enrolment with this token. */
+export async function revokeToken(home: string, jti: string): Promise<void> {
+  const tokens = await readTokens(home);
+  const t = tokens[jti];
+  if (!t) throw new TypeError(`unknown token id "${jti}" (mr-saas token list)`);
+  t.revoked = true;
+  await writeSecret(join(home, "tokens.json"), JSON.stringify(tokens, null, 2));
+  await audit(home, { event: "token.revoke", jti, customer: t.customer, site: t.site });
+}
+
+/** Issued tokens for `token list`. */
+export async function listTokens(home: string): Promise<(TokenRecord & { jti: string })[]> {
+  return Object.entries(await readTokens(home)).map(([jti, t]) => ({ jti, ...t }));
+}

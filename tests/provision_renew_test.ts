@@ -11,6 +11,7 @@ import {
   initOperator,
   issueToken,
   operatorConfigLines,
+  revokeToken,
   serveProvisioner,
 } from "../provisioner/operator.ts";
 import { jwtExpiry, parseCredsText } from "../src/provision/renewal.ts";
@@ -98,6 +99,20 @@ Deno.test("provisioning - the webhook decides; credentials are renewed before th
         "1s",
         "the webhook's settings reach the node",
       );
+
+      // a revoked token is refused by the running provisioner and leaves nothing behind
+      const spare = await issueToken(home, {
+        customer: "acme",
+        site: "site1",
+        provisioner: url,
+        ttlMs: 3600_000,
+      });
+      await Deno.writeTextFile(join(work, "spare.jwt"), spare.token);
+      await revokeToken(home, spare.jti);
+      const revoked = await provisionCli(join(work, "spare.jwt"), join(work, "n9"), "n9");
+      assertEquals(revoked.code, 1);
+      assertMatch(revoked.stderr, /revoked/);
+      assertEquals([...Deno.readDirSync(work)].some((e) => e.name === "n9"), false);
 
       const credsPath = join(stateDir, "identity/node.creds");
       const firstExp = jwtExpiry(parseCredsText(await Deno.readTextFile(credsPath)).jwt)!;

@@ -12,7 +12,9 @@ import {
   initOperator,
   issueToken,
   listAccounts,
+  listTokens,
   readHome,
+  revokeToken,
   revokeUser,
   serveProvisioner,
   verifyAudit,
@@ -121,6 +123,33 @@ export function registerOperatorCommands(program: Command): void {
         console.log(r.token);
       },
     );
+
+  token.command("list")
+    .description("issued tokens: id, customer, site, uses, expiry, revoked")
+    .action(async (_o: unknown, cmd: Command) => {
+      for (const t of await listTokens(home(cmd))) {
+        console.log([
+          t.jti,
+          t.customer,
+          t.site,
+          `${t.uses}/${t.max_nodes}`,
+          new Date(t.exp * 1000).toISOString(),
+          t.revoked ? "revoked" : "",
+        ].join("\t"));
+      }
+    });
+  token.command("revoke")
+    .argument("<id>", "token id (jti, see token list)")
+    .description("refuse every later enrolment with this token")
+    .action(async (jti: string, _o: unknown, cmd: Command) => {
+      try {
+        await revokeToken(home(cmd), jti);
+      } catch (err) {
+        if (err instanceof TypeError) throw new UsageError(err.message);
+        throw err;
+      }
+      console.log(JSON.stringify({ revoked: jti }));
+    });
 
   program.command("serve")
     .description("run the provisioner (POST /v1/enroll, /v1/renew)")
