@@ -19,6 +19,7 @@ import { join, resolve } from "node:path";
 import { ConfigError, loadConfig, type NodeConfig } from "../config/schema.ts";
 import { startDaemon } from "../daemon/daemon.ts";
 import { defaultModules } from "../daemon/modules.ts";
+import { installNetworkErrorGuard } from "../daemon/guard.ts";
 import { collectFacts } from "../facts/mod.ts";
 import { parseDuration } from "../util/duration.ts";
 import { ulid } from "../util/ulid.ts";
@@ -77,6 +78,8 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
     .option("--state-dir <dir>", "state directory (overrides the config's state_dir)")
     .option("--token <file>", "provisioning JWT file: enrol first when no valid config exists")
     .action(async (o: ConfigFlags & { token?: string }) => {
+      // a socket reset nobody listens for must not end a daemon (see guard.ts)
+      installNetworkErrorGuard(ctx.logger);
       let configPath = o.config;
       if (o.token && !configPath) {
         configPath = await provisionIfNeeded(ctx, o.token, o.stateDir ?? defaultStateDir());
