@@ -20,6 +20,14 @@ import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jw
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { join } from "node:path";
 import { audit } from "./audit.ts";
+import {
+  type BackendDeps,
+  backendExists,
+  type BackendInfo,
+  CUSTOMER_EXPORTS,
+  initBackend,
+  linkBackend,
+} from "./backend.ts";
 
 export { audit, verifyAudit } from "./audit.ts";
 export {
@@ -154,7 +162,7 @@ async function sysConnect(home: string, server?: string): Promise<NatsConnection
   });
 }
 
-async function pushAccount(home: string, jwt: string, server?: string): Promise<void> {
+export async function pushAccount(home: string, jwt: string, server?: string): Promise<void> {
   const nc = await sysConnect(home, server);
   try {
     const r = await nc.request("$SYS.REQ.CLAIMS.UPDATE", enc.encode(jwt), { timeout: 5000 });
@@ -192,6 +200,7 @@ async function accountJwt(
     },
     signing_keys: [signer.getPublicKey()],
     revocations,
+    exports: CUSTOMER_EXPORTS,
   }, { signer: op });
 }
 
@@ -225,6 +234,7 @@ export async function addAccount(
   const adminCreds = join(dir, "admin.creds");
   await writeSecret(adminCreds, fmtCreds(adminJwt, admin));
   await pushAccount(home, jwt, o.server);
+  if (await backendExists(home)) await linkBackend(home, backendDeps, o);
   await audit(home, { event: "account.add", customer, account: acct.getPublicKey() });
   return { account: acct.getPublicKey(), adminCreds };
 }
@@ -238,6 +248,80 @@ export async function listAccounts(home: string): Promise<{ customer: string; ac
     out.push({ customer: e.name, account: kp.getPublicKey() });
   }
   return out.sort((a, b) => a.customer.localeCompare(b.customer));
+}
+
+async function readRevocations(home: string, customer: string): Promise<Record<string, number>> {
+  const dir = join(home, "accounts", customer);
+  try {
+    return JSON.parse(await Deno.readTextFile(join(dir, "revocations.json")));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      await Deno.stat(join(dir, "account.nk")).catch(() => {
+        throw new Error(`no account "${customer}" in ${home}`);
+      });
+      return {};
+    }
+    throw err;
+  }
+}
+
+/** Re-signs a customer's account JWT from its files (current revocations) and pushes it. */
+export async function repushCustomer(
+  home: string,
+  customer: string,
+  server?: string,
+): Promise<void> {
+  const dir = join(home, "accounts", customer);
+  const jwt = await accountJwt(home, customer, await readRevocations(home, customer));
+  await Deno.writeTextFile(join(dir, "account.jwt"), jwt);
+  await pushAccount(home, jwt, server);
+}
+
+/**
+ * `account revoke`: revokes every user of a customer's account (nodes and admin) — the
+ * server drops their connections and refuses them — and the provisioner refuses further
+ * enrolments and renewals for it. Keys and streams are kept (for the record).
+ */
+export async function revokeAccount(
+  home: string,
+  customer: string,
+  o: { server?: string } = {},
+): Promise<void> {
+  if (!ID.test(customer)) throw new TypeError(`customer must match ${ID.source}`);
+  const dir = join(home, "accounts", customer);
+  const revs = await readRevocations(home, customer);
+  revs["*"] = Math.floor(Date.now() / 1000) + 1;
+  await Deno.writeTextFile(join(dir, "revocations.json"), JSON.stringify(revs));
+  await repushCustomer(home, customer, o.server);
+  await audit(home, { event: "account.revoke", customer });
+}
+
+/** Whether `account revoke` was run for a customer. */
+export async function accountRevoked(home: string, customer: string): Promise<boolean> {
+  return "*" in await readRevocations(home, customer).catch(() => ({}));
+}
+
+const backendDeps: BackendDeps = {
+  readSeed,
+  writeSecret,
+  listAccounts,
+  pushAccount,
+  repushCustomer,
+};
+
+/** `backend init` (see backend.ts): the vendor backend's view of every customer's events. */
+export function setupBackend(
+  home: string,
+  o: { server?: string; maxAge?: string; maxBytes?: number } = {},
+): Promise<BackendInfo> {
+  return readHome(home).then((h) =>
+    initBackend(home, backendDeps, { ...o, server: o.server ?? h.server })
+  );
+}
+
+/** `backend link`: re-links every customer account into the backend account. */
+export function relinkBackend(home: string, o: { server?: string } = {}): Promise<BackendInfo> {
+  return linkBackend(home, backendDeps, o);
 }
 
 /** Revokes a node's user key in its customer's account (pushed: the server drops it). */

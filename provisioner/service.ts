@@ -9,7 +9,7 @@ import { fromSeed } from "@nats-io/nkeys";
 import { join } from "node:path";
 import { encodeUserJwt, nkeySigner, nkeyVerify } from "../src/util/ed25519.ts";
 import { audit } from "./audit.ts";
-import { listAccounts, readHome, readSeed } from "./operator.ts";
+import { accountRevoked, listAccounts, readHome, readSeed } from "./operator.ts";
 import { b64urlDecode, EnrollError, readTokens, verifyToken } from "./tokens.ts";
 
 const enc = new TextEncoder();
@@ -203,6 +203,13 @@ export async function serveProvisioner(o: ServeOptions): Promise<Deno.HttpServer
           const rec = tokens[jti];
           if (!rec) throw new EnrollError(401, "unknown_token", "token not issued here");
           if (rec.revoked) throw new EnrollError(401, "revoked", "token revoked");
+          if (await accountRevoked(o.home, claims.customer)) {
+            throw new EnrollError(
+              403,
+              "account_revoked",
+              `account "${claims.customer}" is revoked`,
+            );
+          }
           if (rec.uses >= rec.max_nodes) {
             throw new EnrollError(
               403,
@@ -314,6 +321,9 @@ export async function serveProvisioner(o: ServeOptions): Promise<Deno.HttpServer
           const revs = JSON.parse(
             await Deno.readTextFile(join(o.home, "accounts", acct.customer, "revocations.json")),
           );
+          if (revs["*"]) {
+            throw new EnrollError(403, "account_revoked", `account "${acct.customer}" is revoked`);
+          }
           if (revs[claims.sub]) {
             throw new EnrollError(
               401,

@@ -4,6 +4,7 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { join } from "node:path";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
@@ -176,6 +177,31 @@ Deno.test("provisioning - enrol, run, tenant isolation, token refusals, revocati
       const njsm = await jetstreamManager(nc);
       await assertRejects(() => njsm.streams.purge("MR_EVENTS"));
       await assertRejects(() => njsm.streams.delete("MR_EVENTS"));
+      // …nor read streams: not even its own account's event history
+      await assertRejects(() => njsm.streams.getMessage("MR_EVENTS", { seq: 1 }));
+      // …and another customer's data is out of reach even for the very same site/node
+      // names: globex holds desired state and a shared value for site1.n1, acme's node
+      // reads its own account's buckets only
+      const gkv = await new Kvm(other).open("MR_DESIRED");
+      await gkv.put("node.site1.n1", '{"from":"globex"}');
+      await new Kvm(admin).create("MR_SHARED"); // the vendor's shared bucket, in each account
+      const gshared = await new Kvm(other).create("MR_SHARED");
+      await gshared.put("secret", "globex-only");
+      await jetstream(other).publish("mr.site1.n1.ev.lifecycle", '{"from":"globex"}');
+      const mine = await new Kvm(nc).open("MR_DESIRED");
+      assertEquals(await mine.get("node.site1.n1"), null, "globex's desired state is invisible");
+      assertEquals(
+        await (await new Kvm(nc).open("MR_SHARED")).get("secret"),
+        null,
+        "globex's shared KV is invisible",
+      );
+      const gsub = nc.subscribe("mr.site1.n1.cmd.>");
+      const gseen: string[] = [];
+      (async () => {
+        for await (const m of gsub) gseen.push(m.subject);
+      })().catch(() => {});
+      await other.request("mr.site1.n1.cmd.ping", "{}", { timeout: 300 }).catch(() => {});
+      assertEquals(gseen, [], "a globex command for site1.n1 never reaches acme's node");
       await nc.close();
 
       // revocation: the running node is dropped and refused
@@ -197,7 +223,11 @@ Deno.test("provisioning - enrol, run, tenant isolation, token refusals, revocati
         },
         60_000,
         "revoked node disconnected",
-      );
+      ).catch(async (err) => {
+        // keep the evidence: what the node saw and what it last reported
+        console.error(node.logs().slice(-40).join("\n"), JSON.stringify(await node.health()));
+        throw err;
+      });
       await assertRejects(() =>
         Deno.readFile(join(stateDir, "identity/node.creds")).then((c) =>
           connect({ servers: srv.url, authenticator: credsAuthenticator(c), reconnect: false })

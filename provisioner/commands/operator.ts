@@ -1,6 +1,6 @@
 /**
- * mr-saas commands: `operator init`, `account add|list`, `token issue`, `serve`,
- * `node revoke`, `audit verify`, `trust add` (issue 5).
+ * mr-saas commands: `operator init`, `account add|list|revoke`, `backend init|link`,
+ * `token issue|list|revoke`, `serve`, `node revoke`, `audit verify`, `trust add` (issue 5).
  *
  * @module
  */
@@ -14,9 +14,12 @@ import {
   listAccounts,
   listTokens,
   readHome,
+  relinkBackend,
+  revokeAccount,
   revokeToken,
   revokeUser,
   serveProvisioner,
+  setupBackend,
   verifyAudit,
 } from "../operator.ts";
 import { CliError, UsageError } from "../../src/cli/errors.ts";
@@ -66,6 +69,41 @@ export function registerOperatorCommands(program: Command): void {
       for (const a of await listAccounts(home(cmd))) console.log(`${a.customer}\t${a.account}`);
     },
   );
+  account.command("revoke")
+    .argument("<customer>")
+    .description(
+      "revoke every user of a customer's account (nodes are dropped and refused) and refuse its enrolments",
+    )
+    .action(async (customer: string, _o: unknown, cmd: Command) => {
+      await revokeAccount(home(cmd), customer, {
+        ...(server(cmd) ? { server: server(cmd)! } : {}),
+      });
+      console.log(JSON.stringify({ revoked: customer }));
+    });
+
+  const backend = program.command("backend").description(
+    "the vendor backend's view: every customer's events in one stream (MR_EVENTS_ALL)",
+  );
+  backend.command("init")
+    .description(
+      "create the backend account, link every customer account and create MR_EVENTS_ALL (idempotent)",
+    )
+    .option("--max-age <duration>", "how long MR_EVENTS_ALL keeps events", "30d")
+    .action(async (o: { maxAge: string }, cmd: Command) => {
+      const info = await setupBackend(home(cmd), {
+        maxAge: o.maxAge,
+        ...(server(cmd) ? { server: server(cmd)! } : {}),
+      });
+      console.log(JSON.stringify(info));
+    });
+  backend.command("link")
+    .description("re-link every customer account into the backend account")
+    .action(async (_o: unknown, cmd: Command) => {
+      const info = await relinkBackend(home(cmd), {
+        ...(server(cmd) ? { server: server(cmd)! } : {}),
+      });
+      console.log(JSON.stringify(info));
+    });
 
   program.command("trust")
     .description("add a spec-signing public key to the trust list handed to new nodes")

@@ -126,7 +126,7 @@ export function createRenewalModule(config: NodeConfig): DaemonModule | null {
       const code = (err as { code?: string }).code;
       lastError = (err as Error).message;
       ctx?.logger.warn("credential renewal failed", { error: lastError, code });
-      if (code === "revoked" || code === "unknown_account") {
+      if (code === "revoked" || code === "account_revoked" || code === "unknown_account") {
         refused = true;
         await ctx?.outbox.event("lifecycle", "renewal_refused", { code, reason: lastError }, {
           priority: 1,
