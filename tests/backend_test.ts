@@ -63,9 +63,30 @@ Deno.test("backend view - MR_EVENTS_ALL holds every customer's events; activatio
     assertEquals(info.customers, ["acme", "globex"]);
     assertEquals((await Deno.stat(info.reader_creds)).mode! & 0o777, 0o600);
     assertEquals((await Deno.stat(join(home, "backend", "account.nk"))).mode! & 0o777, 0o600);
-    // idempotent
-    const again = await setupBackend(home, { server: srv.url, maxAge: "7d" });
+    // idempotent, and the same through the CLI
+    const cli = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(ROOT, "provisioner/main.ts"),
+        "--home",
+        home,
+        "--server",
+        srv.url,
+        "backend",
+        "init",
+        "--max-age",
+        "7d",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    assertEquals(cli.code, 0, dec.decode(cli.stderr));
+    const again = JSON.parse(dec.decode(cli.stdout));
     assertEquals(again.account, info.account);
+    assertEquals(again.customers, ["acme", "globex"]);
+    assertEquals(again.stream, "MR_EVENTS_ALL");
 
     const be = await backendConnect(home, srv.url);
     conns.push(be);
