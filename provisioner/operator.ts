@@ -324,22 +324,24 @@ export function relinkBackend(home: string, o: { server?: string } = {}): Promis
   return linkBackend(home, backendDeps, o);
 }
 
-/** Revokes a node's user key in its customer's account (pushed: the server drops it). */
+/**
+ * Revokes node user keys in their customer's account (pushed: the server drops them and
+ * refuses every JWT issued to them up to now; a later enrolment has a new key).
+ */
 export async function revokeUser(
   home: string,
   customer: string,
-  userKey: string,
+  userKey: string | string[],
   o: { server?: string } = {},
 ): Promise<void> {
   const dir = join(home, "accounts", customer);
-  const revs = JSON.parse(await Deno.readTextFile(join(dir, "revocations.json"))) as Record<
-    string,
-    number
-  >;
-  revs[userKey] = Math.floor(Date.now() / 1000) + 1;
+  const revs = await readRevocations(home, customer);
+  const keys = Array.isArray(userKey) ? userKey : [userKey];
+  const at = Math.floor(Date.now() / 1000) + 1;
+  for (const k of keys) revs[k] = at;
   await Deno.writeTextFile(join(dir, "revocations.json"), JSON.stringify(revs));
   const jwt = await accountJwt(home, customer, revs);
   await Deno.writeTextFile(join(dir, "account.jwt"), jwt);
   await pushAccount(home, jwt, o.server);
-  await audit(home, { event: "node.revoke", customer, user: userKey });
+  for (const k of keys) await audit(home, { event: "node.revoke", customer, user: k });
 }

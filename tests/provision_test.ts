@@ -11,6 +11,7 @@ import { startNode, waitFor } from "./helpers/daemon.ts";
 import { ensureStreams } from "../provisioner/streams.ts";
 import {
   addAccount,
+  findNode,
   initOperator,
   issueToken,
   operatorConfigLines,
@@ -238,6 +239,34 @@ Deno.test("provisioning - enrol, run, tenant isolation, token refusals, revocati
       const logs = node.logs().join("\n");
       assert(!logs.includes(seed), "the seed never appears in logs");
       assert(!logs.includes("-----BEGIN"), "no creds content in logs");
+
+      // the revoked node enrols again only with a new token: a fresh key, same state dir
+      const renew = await issueToken(home, {
+        customer: "acme",
+        site: "site1",
+        provisioner: url,
+        ttlMs: 3600_000,
+      });
+      await Deno.writeTextFile(join(work, "new.jwt"), renew.token);
+      const re = await provisionCli(join(work, "new.jwt"), stateDir, "n1");
+      assertEquals(re.code, 0, re.stderr);
+      const seed2 = (await Deno.readTextFile(join(stateDir, "identity/node.nk"))).trim();
+      assert(seed2 !== seed, "a new key");
+      const found = await findNode(home, "site1", "n1");
+      assertEquals(found?.customer, "acme");
+      assertEquals(found?.users.length, 2, "both keys of site1.n1 are on record");
+      const before = (await jsm.streams.info("MR_EVENTS")).state.messages;
+      const node2 = await startNode({
+        natsUrl: srv.url,
+        stateDir,
+        configFile: join(stateDir, "config.json"),
+      });
+      await waitFor(
+        async () => (await jsm.streams.info("MR_EVENTS")).state.messages > before,
+        20_000,
+        "events from the re-enrolled node",
+      );
+      await node2.stop();
 
       // the audit chain verifies, and an edited record is found
       const v = await verifyAudit(home);

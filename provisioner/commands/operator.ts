@@ -210,17 +210,27 @@ export function registerOperatorCommands(program: Command): void {
     .description("nodes")
     .command("revoke")
     .argument("<site.node>")
-    .description("revoke a node's credentials: the server drops and refuses it")
-    .action(async (target: string, _o: unknown, cmd: Command) => {
+    .description(
+      "revoke a node's credentials (every key it enrolled with): the server drops and refuses it; it can enrol again only with a new token",
+    )
+    .option("--customer <customer>", "whose node (needed when two customers use the name)")
+    .action(async (target: string, o: { customer?: string }, cmd: Command) => {
       const [site, node] = target.split(".");
       if (!site || !node) throw new UsageError("target must be <site>.<node>");
       const h = home(cmd);
-      const found = await findNode(h, site, node);
+      let found;
+      try {
+        found = await findNode(h, site, node, o.customer);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
       if (!found) throw new CliError(`no enrolled node ${target}`);
-      await revokeUser(h, found.customer, found.user, {
+      await revokeUser(h, found.customer, found.users, {
         ...(server(cmd) ? { server: server(cmd)! } : {}),
       });
-      console.log(JSON.stringify({ revoked: target, user: found.user }));
+      console.log(
+        JSON.stringify({ revoked: target, customer: found.customer, users: found.users }),
+      );
     });
 
   program.command("audit")
