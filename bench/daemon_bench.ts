@@ -33,8 +33,15 @@ async function procStat(pid: number): Promise<{ rss: number; cpuTicks: number }>
   await new Promise((r) => setTimeout(r, WINDOW_S * 1000));
   const b = await procStat(node.pid);
   const cpuPct = ((b.cpuTicks - a.cpuTicks) / TICKS) / WINDOW_S * 100;
+  // RSS counts the mapped deno executable's pages (shared with every other Deno process);
+  // PSS splits shared pages between their users; anonymous is the daemon's own memory
+  const roll = await Deno.readTextFile(`/proc/${node.pid}/smaps_rollup`);
+  const kb = (k: string) =>
+    Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(roll)?.[1] ?? 0) / 1024;
   console.log(
-    `daemon: idle RSS with no agents ${(b.rss / 1048576).toFixed(1)} MB (target ≤ 70 MB); ` +
+    `daemon: idle RSS with no agents ${(b.rss / 1048576).toFixed(1)} MB (target ≤ 70 MB; ` +
+      `PSS ${kb("Pss").toFixed(1)} MB, private anonymous ${kb("Anonymous").toFixed(1)} MB, ` +
+      `file-backed shared ${kb("Shared_Clean").toFixed(1)} MB); ` +
       `idle CPU ${cpuPct.toFixed(2)}% of one core over ${WINDOW_S} s`,
   );
 }

@@ -13,7 +13,6 @@
  *
  * @module
  */
-import { CloudEvent } from "cloudevents";
 import type { Outbox, OutboxEventOptions } from "../daemon/types.ts";
 import type { Spool, SpoolInput } from "../spool/mod.ts";
 import { ulid as defaultUlid } from "../util/ulid.ts";
@@ -73,9 +72,74 @@ export function createCloudEvent(opts: CloudEventOptions): Record<string, unknow
   };
   if (opts.agent !== undefined) attrs.mragent = opts.agent;
   if (opts.subject !== undefined) attrs.subject = opts.subject;
-  // strict mode validates the attributes against the CloudEvents 1.0 spec
-  const ce = new CloudEvent(attrs, true);
-  return ce.toJSON() as Record<string, unknown>;
+  validateCloudEvent(attrs);
+  return attrs;
+}
+
+const CONTEXT_ATTRS = new Set([
+  "specversion",
+  "id",
+  "source",
+  "type",
+  "time",
+  "datacontenttype",
+  "dataschema",
+  "subject",
+  "data",
+  "data_base64",
+]);
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
+const MEDIA_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/;
+const URI_REF = /^[^\s]+$/;
+
+/**
+ * Checks a structured-mode CloudEvents 1.0 JSON object against the spec's rules: the
+ * required attributes (`specversion` "1.0", non-empty `id`, `source` URI-reference and
+ * `type`), the optional ones' formats (`time` RFC 3339, `datacontenttype` media type,
+ * `dataschema` URI, non-empty `subject`) and extension attribute names (lower-case letters
+ * and digits, at most 20) with scalar values.
+ *
+ * @throws {TypeError} naming the first offending attribute
+ */
+export function validateCloudEvent(ev: Record<string, unknown>): void {
+  const bad = (attr: string, why: string) => {
+    throw new TypeError(`invalid CloudEvent: ${attr} ${why}`);
+  };
+  if (ev.specversion !== "1.0") bad("specversion", 'must be "1.0"');
+  for (const a of ["id", "source", "type"]) {
+    if (typeof ev[a] !== "string" || (ev[a] as string).length === 0) {
+      bad(a, "is required and must be a non-empty string");
+    }
+  }
+  if (!URI_REF.test(ev.source as string)) bad("source", "must be a URI-reference");
+  if (ev.time !== undefined) {
+    if (typeof ev.time !== "string" || !RFC3339.test(ev.time) || isNaN(Date.parse(ev.time))) {
+      bad("time", "must be an RFC 3339 timestamp");
+    }
+  }
+  if (
+    ev.datacontenttype !== undefined &&
+    (typeof ev.datacontenttype !== "string" || !MEDIA_TYPE.test(ev.datacontenttype))
+  ) bad("datacontenttype", "must be a media type (RFC 2046)");
+  if (
+    ev.dataschema !== undefined &&
+    (typeof ev.dataschema !== "string" || !/^[a-z][a-z0-9+.-]*:\S+$/i.test(ev.dataschema))
+  ) bad("dataschema", "must be an absolute URI");
+  if (ev.subject !== undefined && (typeof ev.subject !== "string" || ev.subject.length === 0)) {
+    bad("subject", "must be a non-empty string");
+  }
+  for (const [k, v] of Object.entries(ev)) {
+    if (CONTEXT_ATTRS.has(k)) continue;
+    if (!/^[a-z0-9]{1,20}$/.test(k)) {
+      bad(k, "is not a valid extension name (lower-case letters and digits, at most 20)");
+    }
+    const t = typeof v;
+    if (
+      v !== null && t !== "string" && t !== "boolean" && !(t === "number" && Number.isInteger(v))
+    ) {
+      bad(k, "must be a string, boolean or integer");
+    }
+  }
 }
 
 /** Options for {@linkcode createOutbox}. */

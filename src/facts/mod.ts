@@ -1,6 +1,7 @@
 /**
  * Facts: what this host is (cpu, memory, disks, network interfaces, OS, identity, agent
- * version), collected with `npm:systeminformation`. The same document is published to
+ * version), read from /proc, /sys and statfs on Linux (linux.ts) and collected with
+ * `npm:systeminformation` elsewhere. The same document is published to
  * `mr.<site>.<node>.facts`, printed by `machine-room facts --json`, answered by the
  * `facts` command and matched by spec `match` rules (dotted paths, e.g. `os.platform`,
  * `cpu.cores`, `memory.total`).
@@ -148,10 +149,66 @@ async function networkInterfaces(): Promise<Facts["network"]> {
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
+/** What the cpu/memory/disk/os probes return (the fields collectFacts reads). */
+interface Probes {
+  cpu(): Promise<
+    {
+      manufacturer: string;
+      brand: string;
+      cores: number;
+      physicalCores: number;
+      speed: number | null;
+    }
+  >;
+  mem(): Promise<
+    {
+      total: number;
+      free: number;
+      used: number;
+      available: number;
+      swaptotal: number;
+      swapused: number;
+    }
+  >;
+  fsSize(): Promise<
+    {
+      fs: string;
+      mount: string;
+      type: string;
+      size: number;
+      used: number;
+      available: number;
+      use: number | null;
+    }[]
+  >;
+  osInfo(): Promise<
+    {
+      platform: string;
+      distro: string;
+      release: string;
+      codename: string;
+      kernel?: string;
+      arch?: string;
+    }
+  >;
+}
+
+/**
+ * Linux reads /proc, /sys and statfs directly (src/facts/linux.ts); other platforms load
+ * `npm:systeminformation` on first use.
+ */
+async function factProbes(): Promise<Probes> {
+  if (Deno.build.os === "linux") {
+    return (await import("./linux.ts")).linuxProbes;
+  }
+  const { default: si } = await import("systeminformation");
+  return si as unknown as Probes;
+}
+
 /** Collects the facts document. Never throws; failed probes are listed in `errors`. */
 export async function collectFacts(o: CollectFactsOptions = {}): Promise<Facts> {
   const t0 = performance.now();
-  const { default: si } = await import("systeminformation");
+  const si = await factProbes();
   const timeout = o.probeTimeoutMs ?? 5_000;
   const errors: Record<string, string> = {};
   // Probes run one after another: in parallel, systeminformation's synchronous parts

@@ -25,6 +25,8 @@ export interface StartNodeOptions {
   args?: string[];
   /** Environment for the child. */
   env?: Record<string, string>;
+  /** Deno flags before main.ts. @default {DAEMON_DENO_FLAGS} (what `deno task mr` ships) */
+  denoArgs?: string[];
   /** Wait until `health.json` says connected (default true; false for offline starts). */
   waitConnected?: boolean;
   /** @default {30000} */
@@ -51,6 +53,13 @@ export interface RunningNode extends AsyncDisposable {
   status: Promise<Deno.CommandStatus>;
 }
 
+/**
+ * The Deno flags the product runs the daemon with (`deno task mr`, `deno task compile`): a
+ * 1 MB young generation and no V8 code cache keep an idle daemon's memory down (a daemon
+ * starts once; see docs/daemon.md).
+ */
+export const DAEMON_DENO_FLAGS = ["--no-code-cache", "--v8-flags=--max-semi-space-size=1"];
+
 /** Starts a node; resolves once it has written its first health document. */
 export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const ownDir = o.stateDir === undefined;
@@ -71,7 +80,16 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const healthPath = join(stateDir, "health.json");
   await Deno.remove(healthPath).catch(() => {});
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "main.ts"), "run", "--config", configPath, ...(o.args ?? [])],
+    args: [
+      "run",
+      "-A",
+      ...(o.denoArgs ?? DAEMON_DENO_FLAGS),
+      join(ROOT, "main.ts"),
+      "run",
+      "--config",
+      configPath,
+      ...(o.args ?? []),
+    ],
     cwd: ROOT,
     stdout: "null",
     stderr: "piped",
