@@ -76,7 +76,7 @@ Deno.bench(`outbox.event → spool → replicator → JetStream ack, ${E2E} even
   await createStreams(nc);
   const js = jetstream(nc);
   const spool = openSpool(`${dir}/e2e-${ulid()}.db`);
-  const rep = createReplicator({ spool, js: () => js, logger: silentLogger });
+  const rep = createReplicator({ spool, js: () => js, nc: () => nc, logger: silentLogger });
   const outbox = createOutbox({ spool, config: { customer: "acme", site: "s1", node: "n1" } });
   rep.start();
   b.start();
@@ -98,7 +98,7 @@ Deno.bench(
     await createStreams(nc);
     const js = jetstream(nc);
     const spool = openSpool(`${dir}/e2e-${ulid()}.db`);
-    const rep = createReplicator({ spool, js: () => js, logger: silentLogger });
+    const rep = createReplicator({ spool, js: () => js, nc: () => nc, logger: silentLogger });
     const outbox = createOutbox({ spool, config: { customer: "acme", site: "s1", node: "n1" } });
     rep.start();
     b.start();
@@ -130,7 +130,7 @@ Deno.bench(`drain a ${BACKLOG}-event backlog after an outage`, {
   const js = jetstream(nc);
   const spool = openSpool(`${dir}/drain.db`);
   for (let i = 0; i < BACKLOG; i += 1000) spool.appendMany(Array.from({ length: 1000 }, msg));
-  const rep = createReplicator({ spool, js: () => js, logger: silentLogger });
+  const rep = createReplicator({ spool, js: () => js, nc: () => nc, logger: silentLogger });
   b.start();
   rep.start();
   const ok = await rep.flush(300_000);

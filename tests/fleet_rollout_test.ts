@@ -45,7 +45,7 @@ async function node(url: string, dir: string, name: string): Promise<FakeNode> {
   const spool = openSpool(join(config.state_dir, "spool.db"));
   const outbox = createOutbox({ spool, config });
   const js = jetstream(nc);
-  const replicator = createReplicator({ spool, js: () => js, logger: silentLogger });
+  const replicator = createReplicator({ spool, js: () => js, nc: () => nc, logger: silentLogger });
   replicator.start();
   const ac = new AbortController();
   const mods = new Map<string, GovernorModule>();

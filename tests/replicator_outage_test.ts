@@ -24,6 +24,7 @@ Deno.test("replicator - server outage: spool accumulates, every message exactly 
     const rep = createReplicator({
       spool,
       js: (): JetStreamClient | null => connected ? js : null,
+      nc: () => connected ? nc : null,
       logger: silentLogger,
       ackTimeoutMs: 1000,
       backoff: { minMs: 50, maxMs: 500 },
@@ -78,7 +79,7 @@ Deno.test("replicator - CloudEvent, submission and metric arrive with contract s
     await createStreams(nc);
     const js = jetstream(nc);
     const spool = openSpool(":memory:");
-    const rep = createReplicator({ spool, js: () => js, logger: silentLogger });
+    const rep = createReplicator({ spool, js: () => js, nc: () => nc, logger: silentLogger });
     rep.start();
     const outbox = createOutbox({ spool, config: { customer: "acme", site: "s1", node: "n1" } });
     const evId = await outbox.event("agent", "started", { ok: true }, { agent: "web" });
@@ -124,6 +125,7 @@ Deno.test("replicator - a message with no stream is dropped after maxAttempts an
     const rep = createReplicator({
       spool,
       js: () => js,
+      nc: () => nc,
       logger: silentLogger,
       maxAttempts: 3,
       ackTimeoutMs: 1000,

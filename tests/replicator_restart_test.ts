@@ -46,7 +46,7 @@ Deno.test("replicator - kill -9 mid-drain and restart yields every message once 
     const left = spool.stats().depth;
     assert(left > 0, "spool still holds the rest");
     const js = jetstream(nc);
-    const rep = createReplicator({ spool, js: () => js, logger: silentLogger });
+    const rep = createReplicator({ spool, js: () => js, nc: () => nc, logger: silentLogger });
     rep.start();
     assert(await rep.flush(30_000), "drained after restart");
     const got = await streamIds(nc, "MR_EVENTS");

@@ -22,7 +22,12 @@ import { serveCommands } from "../commands/mod.ts";
 import { createOutbox } from "../events/mod.ts";
 import { collectFacts } from "../facts/mod.ts";
 import type { Logger } from "../log/logger.ts";
-import { type ConnectionStats, type NodeConnection, startConnection } from "../nats/connect.ts";
+import {
+  type ConnectionStats,
+  type NodeConnection,
+  nodeInboxPrefix,
+  startConnection,
+} from "../nats/connect.ts";
 import { createReplicator, type Replicator } from "../replicator/mod.ts";
 import { openSpool, type Spool } from "../spool/mod.ts";
 import { parseDuration } from "../util/duration.ts";
@@ -157,6 +162,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       if (jsCache?.nc !== nc) jsCache = { nc, js: jetstream(nc) };
       return jsCache.js;
     },
+    nc: () => conn.current(),
+    inboxPrefix: nodeInboxPrefix(config),
   });
 
   const abort = new AbortController();

@@ -37,6 +37,17 @@ Deno.test("cloudevent - createCloudEvent builds a valid 1.0 document", () => {
     mragent: "keeper",
   });
   validateCloudEvent(ev);
+  const o = { customer: "acme", site: "site1", node: "n1", category: "lifecycle", data: null };
+  assertThrows(() => createCloudEvent({ ...o, event: "x", type: "" }), TypeError, "type");
+  assertThrows(() => createCloudEvent({ ...o, event: "x", id: "" }), TypeError, "id");
+  assertThrows(() => createCloudEvent({ ...o, event: "x", subject: "" }), TypeError, "subject");
+  assertThrows(() => createCloudEvent({ ...o, event: "x", time: "soon" }), TypeError, "time");
+  assertThrows(() => createCloudEvent({ ...o, event: "Bad Name" }), TypeError, "event name");
+  assertThrows(
+    () => createCloudEvent({ ...o, category: "a.b", event: "x" }),
+    TypeError,
+    "category",
+  );
 });
 
 Deno.test("cloudevent - each spec rule names the attribute", () => {

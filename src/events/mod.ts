@@ -56,9 +56,13 @@ export function createCloudEvent(opts: CloudEventOptions): Record<string, unknow
   if (!opts.type && !/^[a-z0-9][a-z0-9_.-]{0,62}$/.test(opts.event)) {
     throw new TypeError(`event name must be a lowercase token, got ${JSON.stringify(opts.event)}`);
   }
-  const time = opts.time === undefined
-    ? new Date().toISOString()
-    : new Date(opts.time).toISOString();
+  let time: string;
+  if (opts.time === undefined) time = new Date().toISOString();
+  else {
+    const d = new Date(opts.time);
+    if (isNaN(d.getTime())) throw new TypeError("invalid CloudEvent: time is not a valid date");
+    time = d.toISOString();
+  }
   const attrs: Record<string, unknown> = {
     specversion: "1.0",
     id: opts.id ?? defaultUlid(),
@@ -72,7 +76,17 @@ export function createCloudEvent(opts: CloudEventOptions): Record<string, unknow
   };
   if (opts.agent !== undefined) attrs.mragent = opts.agent;
   if (opts.subject !== undefined) attrs.subject = opts.subject;
-  validateCloudEvent(attrs);
+  // the attributes built here are valid by construction; only what the caller chose can
+  // break the spec (validateCloudEvent checks whole documents from elsewhere)
+  if (opts.id !== undefined && (typeof opts.id !== "string" || opts.id === "")) {
+    throw new TypeError("invalid CloudEvent: id must be a non-empty string");
+  }
+  if (opts.type !== undefined && (typeof opts.type !== "string" || opts.type === "")) {
+    throw new TypeError("invalid CloudEvent: type must be a non-empty string");
+  }
+  if (opts.subject !== undefined && (typeof opts.subject !== "string" || opts.subject === "")) {
+    throw new TypeError("invalid CloudEvent: subject must be a non-empty string");
+  }
   return attrs;
 }
 

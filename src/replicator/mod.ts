@@ -18,7 +18,8 @@
  * @module
  */
 import type { JetStreamClient } from "@nats-io/jetstream";
-import { headers as natsHeaders } from "@nats-io/transport-node";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { createLeanPublisher, type LeanPublisher } from "./publisher.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Spool, SpoolMessage } from "../spool/mod.ts";
 
@@ -27,6 +28,14 @@ export interface ReplicatorOptions {
   spool: Spool;
   /** The current JetStream client, `null` while disconnected. */
   js: () => JetStreamClient | null;
+  /**
+   * The current connection: when given, batches go through the lean publisher
+   * (publisher.ts; one reply subscription per connection) and only a round after a failure
+   * goes through `js.publish`.
+   */
+  nc?: () => NatsConnection | null;
+  /** Prefix of the lean publisher's reply inbox (the node may subscribe only its own). @default {"_INBOX"} */
+  inboxPrefix?: string;
   logger: Logger;
   /** Messages per pipelined batch. @default {256} */
   batchSize?: number;
@@ -125,20 +134,38 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     }
   }
 
+  let lean: LeanPublisher | null = null;
+  // after a failed round the next goes through js.publish, whose errors are precise
+  // (a publish-permission refusal is a timeout for the lean publisher)
+  let leanOk = true;
+
+  function leanFor(): LeanPublisher | null {
+    const nc = options.nc?.();
+    if (!nc || !leanOk || nc.isClosed()) return null;
+    if (lean?.nc !== nc) {
+      lean?.close();
+      lean = createLeanPublisher(nc, options.inboxPrefix);
+    }
+    return lean;
+  }
+
   async function publishBatch(js: JetStreamClient, batch: SpoolMessage[]): Promise<boolean> {
     s.inFlight = batch.length;
-    const results = await Promise.allSettled(batch.map((m) => {
-      const opts: { msgID: string; timeout: number; headers?: ReturnType<typeof natsHeaders> } = {
-        msgID: m.id,
-        timeout: ackTimeoutMs,
-      };
-      if (m.headers) {
-        const h = natsHeaders();
-        for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
-        opts.headers = h;
-      }
-      return js.publish(m.subject, m.payload, opts);
-    }));
+    const fast = leanFor();
+    const results = fast
+      ? await fast.publishBatch(batch, ackTimeoutMs)
+      : await Promise.allSettled(batch.map((m) => {
+        const opts: { msgID: string; timeout: number; headers?: ReturnType<typeof natsHeaders> } = {
+          msgID: m.id,
+          timeout: ackTimeoutMs,
+        };
+        if (m.headers) {
+          const h = natsHeaders();
+          for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
+          opts.headers = h;
+        }
+        return js.publish(m.subject, m.payload, opts);
+      }));
     s.inFlight = 0;
     const acked: string[] = [];
     const parked: SpoolMessage[] = [];
@@ -183,8 +210,10 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     if (firstError !== null) {
       s.failures++;
       s.lastError = String((firstError as Error)?.message ?? firstError);
+      leanOk = false;
       return false;
     }
+    leanOk = true;
     return true;
   }
 
@@ -249,6 +278,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       wakeUp();
       await loop;
       loop = null;
+      lean?.close();
+      lean = null;
       for (const w of drainWaiters) w();
       drainWaiters.clear();
     },

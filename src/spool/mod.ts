@@ -140,7 +140,10 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
     "SELECT seq, size FROM messages ORDER BY priority DESC, seq ASC LIMIT 256",
   );
   const deleteSeq = db.prepare("DELETE FROM messages WHERE seq = ?");
-  const deleteId = db.prepare("DELETE FROM messages WHERE id = ? RETURNING size");
+  // one statement per acknowledged batch (ids as a JSON array): no per-row JS↔SQLite call
+  const deleteIds = db.prepare(
+    "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?)) RETURNING size",
+  );
   const countExpired = db.prepare(
     "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM messages WHERE expires_at <= ?",
   );
@@ -315,15 +318,10 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
     ack(ids) {
       if (closed || ids.length === 0) return;
       let n = 0, b = 0;
-      tx(() => {
-        for (const id of ids) {
-          const r = deleteId.get(id) as { size: number } | undefined;
-          if (r) {
-            n++;
-            b += Number(r.size);
-          }
-        }
-      });
+      for (const r of deleteIds.all(JSON.stringify(ids)) as { size: number }[]) {
+        n++;
+        b += Number(r.size);
+      }
       depth -= n;
       bytes -= b;
     },

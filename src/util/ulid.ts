@@ -18,6 +18,7 @@ export interface UlidOptions {
 export function createUlidFactory(options: UlidOptions = {}): () => string {
   const now = options.now ?? Date.now;
   let lastTime = -1;
+  let lastPrefix = "";
   const lastRand = new Uint8Array(10);
   return () => {
     let t = now();
@@ -34,10 +35,11 @@ export function createUlidFactory(options: UlidOptions = {}): () => string {
       }
     } else {
       lastTime = t;
+      lastPrefix = encodeTime(t);
       crypto.getRandomValues(lastRand);
       lastRand[0]! &= 0x7f; // leave room to increment without overflow
     }
-    return encodeTime(t) + encodeRandom(lastRand);
+    return lastPrefix + encodeRandom(lastRand);
   };
 }
 
@@ -50,16 +52,21 @@ function encodeTime(t: number): string {
   return out;
 }
 
-function encodeRandom(bytes: Uint8Array): string {
-  // 80 bits → 16 base32 chars
-  let bits = 0n;
-  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
+/** 40 bits (5 bytes from `o`) → 8 base32 chars; plain numbers (2^40 is exact in a double). */
+function encode40(bytes: Uint8Array, o: number): string {
+  let v = bytes[o]! * 2 ** 32 + ((bytes[o + 1]! << 24) >>> 0) + (bytes[o + 2]! << 16) +
+    (bytes[o + 3]! << 8) + bytes[o + 4]!;
   let out = "";
-  for (let i = 0; i < 16; i++) {
-    out = ALPHABET[Number(bits & 31n)] + out;
-    bits >>= 5n;
+  for (let i = 0; i < 8; i++) {
+    out = ALPHABET[v % 32] + out;
+    v = Math.floor(v / 32);
   }
   return out;
+}
+
+function encodeRandom(bytes: Uint8Array): string {
+  // 80 bits → 16 base32 chars
+  return encode40(bytes, 0) + encode40(bytes, 5);
 }
 
 /** The process-wide default factory. */

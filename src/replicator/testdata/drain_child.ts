@@ -11,6 +11,12 @@ if (!path || !url) throw new Error("usage: drain_child.ts SPOOL_PATH NATS_URL");
 const nc = await connect({ servers: url });
 const js = jetstream(nc);
 const spool = openSpool(path);
-const rep = createReplicator({ spool, js: () => js, logger: silentLogger, batchSize: 64 });
+const rep = createReplicator({
+  spool,
+  js: () => js,
+  nc: () => nc,
+  logger: silentLogger,
+  batchSize: 64,
+});
 rep.start();
 await rep.flush(600_000);
