@@ -45,6 +45,11 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** Extra time the main thread grants a runtime thread past a call's deadline before giving up on it. */
 const WATCHDOG_GRACE_MS = 1_000;
+/**
+ * How long the main thread blocks waiting for a call before going async: long enough for a
+ * short call, short enough that a host call made in that window waits at most this long.
+ */
+const SYNC_WAIT_MS = 0.2;
 
 interface Pending {
   resolve(msg: Extract<FromWorker, { t: "done" }>): void;
@@ -127,8 +132,18 @@ class RuntimeThread {
       Atomics.store(this.mail, MAIL_BLEN, input ? input.length : -1);
       Atomics.store(this.mail, MAIL_STATE, MAIL_CALL);
       Atomics.notify(this.mail, MAIL_STATE);
-      const w = Atomics.waitAsync(this.mail, MAIL_STATE, MAIL_CALL, waitMs);
-      const outcome = w.async ? await w.value : w.value;
+      // Short calls finish within microseconds: wait for them synchronously (a futex wait,
+      // no event-loop round trip, ~4x faster for a no-op); longer ones go async.
+      let outcome: "ok" | "not-equal" | "timed-out" = Atomics.wait(
+        this.mail,
+        MAIL_STATE,
+        MAIL_CALL,
+        SYNC_WAIT_MS,
+      );
+      if (outcome === "timed-out") {
+        const w = Atomics.waitAsync(this.mail, MAIL_STATE, MAIL_CALL, waitMs);
+        outcome = w.async ? await w.value : w.value;
+      }
       if (outcome === "timed-out") {
         // Stuck past its deadline: replace the thread (terminate() cannot stop it).
         void this.sandbox.replaceThread(this);
@@ -143,6 +158,7 @@ class RuntimeThread {
       const result = JSON.parse(decoder.decode(this.mailData.subarray(0, hlen))) as ResultHeader;
       const output = blen < 0 ? new Uint8Array() : this.mailData.slice(hlen, hlen + blen);
       Atomics.store(this.mail, MAIL_STATE, MAIL_IDLE);
+      Atomics.notify(this.mail, MAIL_STATE);
       if (result.failure) throw toError(result.failure);
       return output;
     });
