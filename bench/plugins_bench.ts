@@ -50,7 +50,9 @@ const us = (ms: number) => `${(ms * 1000).toFixed(1)} µs`;
 }
 
 // --- RSS of a process with 1 and with 20 idle plugins -------------------------------------
-async function rssWith(n: number): Promise<number> {
+// Measured in one child process (1 plugin loaded, then 19 more) so both readings share the
+// runtime, the sandbox thread and the instrumentation worker; each after a full GC.
+async function rssOneAndTwenty(): Promise<[number, number]> {
   const mod = new URL("../src/plugins/mod.ts", import.meta.url).href;
   const wat = new URL("../tests/helpers/wat.ts", import.meta.url).href;
   const log = new URL("../src/log/logger.ts", import.meta.url).href;
@@ -62,11 +64,18 @@ async function rssWith(n: number): Promise<number> {
     const sb = await createSandbox({ stateDir: dir, services: createPrintingServices(() => {}), logger: silentLogger });
     const wasm = await compileWat("echo");
     const ps = [];
-    for (let i = 0; i < ${n}; i++) ps.push(await sb.load(wasm, { name: "p" + i, grants: {}, limits: {} }));
-    for (const p of ps) await p.call("echo", "x");
-    await new Promise((r) => setTimeout(r, 300));
-    (globalThis.gc ?? (() => {}))();
-    console.log(Deno.memoryUsage().rss);
+    const settle = async () => {
+      for (const p of ps) await p.call("echo", "x");
+      await new Promise((r) => setTimeout(r, 500));
+      (globalThis.gc ?? (() => {}))();
+      await new Promise((r) => setTimeout(r, 200));
+      return Deno.memoryUsage().rss;
+    };
+    ps.push(await sb.load(wasm, { name: "p0", grants: {}, limits: {} }));
+    const one = await settle();
+    for (let i = 1; i < 20; i++) ps.push(await sb.load(wasm, { name: "p" + i, grants: {}, limits: {} }));
+    const twenty = await settle();
+    console.log(JSON.stringify([one, twenty]));
     await sb.close();
     await Deno.remove(dir, { recursive: true });
   `;
@@ -76,11 +85,10 @@ async function rssWith(n: number): Promise<number> {
     stdout: "piped",
     stderr: "inherit",
   }).output();
-  return Number(new TextDecoder().decode(out.stdout).trim());
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim());
 }
 {
-  const one = await rssWith(1);
-  const twenty = await rssWith(20);
+  const [one, twenty] = await rssOneAndTwenty();
   const mb = (b: number) => (b / 1048576).toFixed(1);
   console.log(
     `RSS: 1 idle plugin ${mb(one)} MB, 20 idle plugins ${mb(twenty)} MB, ` +
