@@ -99,7 +99,8 @@ export function instrumentModule(wasm: Uint8Array, options: InstrumentOptions): 
       wrapExportsForReturnCode(mod);
       binaryen.setAlwaysInlineMaxSize(32);
       mod.runPasses(["inlining", "vacuum"]);
-      out = mod.emitBinary();
+      const fuelIndex = globalIndex(mod, FUEL_GLOBAL);
+      out = addFuelBranchHints(mod.emitBinary(), fuelIndex);
     } catch (err) {
       if (err instanceof SandboxError) throw err;
       throw new SandboxError("invalid_module", `Module cannot be instrumented: ${errText(err)}`, {
@@ -189,6 +190,117 @@ function leb(n: number): number[] {
     out.push(b);
   } while (n !== 0);
   return out;
+}
+
+/** Index of a global in the binary's global index space (imports first, as binaryen emits). */
+function globalIndex(mod: binaryen.Module, name: string): number {
+  const imported: string[] = [];
+  const defined: string[] = [];
+  for (let i = 0; i < mod.getNumGlobals(); i++) {
+    const g = binaryen.getGlobalInfo(mod.getGlobalByIndex(i));
+    (g.module ? imported : defined).push(g.name);
+  }
+  const d = defined.indexOf(name);
+  return d < 0 ? -1 : imported.length + d;
+}
+
+/** Custom section name of the WebAssembly branch-hinting proposal (shipped in V8). */
+export const BRANCH_HINT_SECTION = "metadata.code.branch_hint";
+
+/**
+ * Marks every fuel check's `if` (`global.get $fuel; i32.const 0; i32.lt_s; if`) as unlikely
+ * in a `metadata.code.branch_hint` section placed before the code section.
+ *
+ * Why: the check's cold path calls the runtime for the next chunk of fuel (where the
+ * deadline is checked). Without a hint V8 allocates registers for the whole loop as if
+ * that call happened on every iteration: measured 2.5× on a byte-hash loop, against 1.0×
+ * with the hint. A hint never changes what the code does; a module that already carries
+ * hints is left as it is.
+ */
+export function addFuelBranchHints(wasm: Uint8Array, fuelIndex: number): Uint8Array {
+  if (fuelIndex < 0) return wasm;
+  const pattern = [0x23, ...leb(fuelIndex), 0x41, 0x00, 0x48, 0x04];
+  let importedFns = 0;
+  let codeStart = -1;
+  let codeEnd = -1;
+  let pos = 8;
+  while (pos < wasm.length) {
+    const id = wasm[pos]!;
+    const [size, bodyStart] = readLeb(wasm, pos + 1);
+    if (id === 0) {
+      const [n, nameStart] = readLeb(wasm, bodyStart);
+      const name = new TextDecoder().decode(wasm.subarray(nameStart, nameStart + n));
+      if (name === BRANCH_HINT_SECTION) return wasm;
+    } else if (id === 2) {
+      let [count, p] = readLeb(wasm, bodyStart);
+      for (; count > 0; count--) {
+        let n: number;
+        [n, p] = readLeb(wasm, p); // module name
+        p += n;
+        [n, p] = readLeb(wasm, p); // field name
+        p += n;
+        const kind = wasm[p++]!;
+        if (kind === 0x00) {
+          importedFns++;
+          [, p] = readLeb(wasm, p); // type index
+        } else if (kind === 0x01) { // table: reftype + limits
+          p++;
+          const flags = wasm[p++]!;
+          [, p] = readLeb(wasm, p);
+          if (flags & 1) [, p] = readLeb(wasm, p);
+        } else if (kind === 0x02) { // memory: limits
+          const flags = wasm[p++]!;
+          [, p] = readLeb(wasm, p);
+          if (flags & 1) [, p] = readLeb(wasm, p);
+        } else if (kind === 0x03) { // global: valtype + mutability
+          p += 2;
+        } else {
+          return wasm; // an import kind this scan does not know: no hints
+        }
+      }
+    } else if (id === 10) {
+      codeStart = pos;
+      codeEnd = bodyStart + size;
+      const entries: number[] = [];
+      let count: number;
+      let p: number;
+      [count, p] = readLeb(wasm, bodyStart);
+      let hinted = 0;
+      const perFn: number[][] = [];
+      for (let f = 0; f < count; f++) {
+        const [len, start] = readLeb(wasm, p);
+        const end = start + len;
+        const offsets: number[] = [];
+        for (let i = start; i + pattern.length <= end; i++) {
+          let k = 0;
+          while (k < pattern.length && wasm[i + k] === pattern[k]) k++;
+          if (k === pattern.length) offsets.push(i + pattern.length - 1 - start);
+        }
+        if (offsets.length) {
+          perFn.push([importedFns + f, ...offsets]);
+          hinted++;
+        }
+        p = end;
+      }
+      if (!hinted) return wasm;
+      entries.push(...leb(perFn.length));
+      for (const [fn, ...offsets] of perFn) {
+        entries.push(...leb(fn!), ...leb(offsets.length));
+        for (const o of offsets) entries.push(...leb(o), 0x01, 0x00); // size 1, "unlikely"
+      }
+      const name = new TextEncoder().encode(BRANCH_HINT_SECTION);
+      const content = [...leb(name.length), ...name, ...entries];
+      const section = Uint8Array.from([0, ...leb(content.length), ...content]);
+      const result = new Uint8Array(wasm.length + section.length);
+      result.set(wasm.subarray(0, codeStart), 0);
+      result.set(section, codeStart);
+      result.set(wasm.subarray(codeStart), codeStart + section.length);
+      return result;
+    }
+    pos = bodyStart + size;
+  }
+  void codeEnd;
+  return wasm;
 }
 
 /**
