@@ -8,8 +8,6 @@
  *
  * @module
  */
-import { fmtCreds } from "@nats-io/jwt";
-import { fromSeed } from "@nats-io/nkeys";
 import type { NodeConfig } from "../config/schema.ts";
 import type { DaemonContext, DaemonModule } from "../daemon/types.ts";
 import { parseDuration } from "../util/duration.ts";
@@ -64,6 +62,11 @@ export function createRenewalModule(config: NodeConfig): DaemonModule | null {
   };
 
   const renew = async (): Promise<void> => {
+    // loaded when a renewal is due, not kept resident by every idle daemon
+    const [{ fmtCreds }, { fromSeed }] = await Promise.all([
+      import("@nats-io/jwt"),
+      import("@nats-io/nkeys"),
+    ]);
     const text = await Deno.readTextFile(credsPath);
     const { jwt, seed } = parseCredsText(text);
     const kp = fromSeed(enc.encode(seed));
