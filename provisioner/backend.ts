@@ -36,6 +36,22 @@ export const BACKEND_STREAM = "MR_EVENTS_ALL";
 /** Subjects of the backend stream: `cust.<customer>.mr.<site>.<node>.ev.<category>`. */
 export const BACKEND_STREAM_SUBJECTS = ["cust.*.mr.*.*.ev.>"];
 
+/** Account limits of customer and backend accounts: JetStream enabled, nothing capped. */
+export const UNLIMITED_JETSTREAM_ACCOUNT = {
+  mem_storage: -1,
+  disk_storage: -1,
+  streams: -1,
+  consumer: -1,
+  conn: -1,
+  subs: -1,
+  data: -1,
+  payload: -1,
+  imports: -1,
+  exports: -1,
+  wildcards: true,
+  leaf: -1,
+};
+
 /** The export every customer account carries (only usable with an activation token). */
 export const CUSTOMER_EXPORTS = [{
   name: "mr-events",
@@ -107,20 +123,7 @@ export async function linkBackend(
     });
   }
   const jwt = await encodeAccount("backend", acct, {
-    limits: {
-      mem_storage: -1,
-      disk_storage: -1,
-      streams: -1,
-      consumer: -1,
-      conn: -1,
-      subs: -1,
-      data: -1,
-      payload: -1,
-      imports: -1,
-      exports: -1,
-      wildcards: true,
-      leaf: -1,
-    },
+    limits: UNLIMITED_JETSTREAM_ACCOUNT,
     imports,
   }, { signer: op });
   await Deno.writeTextFile(join(dir, "account.jwt"), jwt);

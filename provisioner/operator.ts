@@ -27,6 +27,7 @@ import {
   CUSTOMER_EXPORTS,
   initBackend,
   linkBackend,
+  UNLIMITED_JETSTREAM_ACCOUNT,
 } from "./backend.ts";
 
 export { audit, verifyAudit } from "./audit.ts";
@@ -184,20 +185,7 @@ async function accountJwt(
   const signer = await readSeed(join(dir, "signer.nk"));
   const op = await readSeed(join(home, "keys", "operator.nk"));
   return await encodeAccount(customer, acct, {
-    limits: {
-      mem_storage: -1,
-      disk_storage: -1,
-      streams: -1,
-      consumer: -1,
-      conn: -1,
-      subs: -1,
-      data: -1,
-      payload: -1,
-      imports: -1,
-      exports: -1,
-      wildcards: true,
-      leaf: -1,
-    },
+    limits: UNLIMITED_JETSTREAM_ACCOUNT,
     signing_keys: [signer.getPublicKey()],
     revocations,
     exports: CUSTOMER_EXPORTS,

@@ -4,6 +4,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
 import { join } from "node:path";
 import { startNatsServer } from "./helpers/nats_server.ts";
+import { provisionCli } from "./helpers/provision.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
 import { ensureStreams } from "../provisioner/streams.ts";
 import {
@@ -16,34 +17,11 @@ import {
 } from "../provisioner/operator.ts";
 import { jwtExpiry, parseCredsText } from "../src/provision/renewal.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-
 globalThis.addEventListener("error", (e) => {
   if (String((e as ErrorEvent).error?.message ?? e.message).includes("ECONNRESET")) {
     e.preventDefault();
   }
 });
-
-async function provisionCli(tokenFile: string, stateDir: string, node: string) {
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(ROOT, "main.ts"),
-      "provision",
-      "--token",
-      tokenFile,
-      "--state-dir",
-      stateDir,
-      "--node",
-      node,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return { code: o.code, stderr: new TextDecoder().decode(o.stderr) };
-}
 
 Deno.test("provisioning - the webhook decides; credentials are renewed before they expire and the node stays connected", async () => {
   const home = await Deno.makeTempDir({ prefix: "mr-home-" });

@@ -7,6 +7,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { join } from "node:path";
 import { startNatsServer } from "./helpers/nats_server.ts";
+import { provisionCli } from "./helpers/provision.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
 import { ensureStreams } from "../provisioner/streams.ts";
 import {
@@ -20,8 +21,6 @@ import {
   verifyAudit,
 } from "../provisioner/operator.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-
 // The server resets connections it drops (revoked credentials); the Node-compat socket
 // can surface that reset as an uncaught error after the client already closed.
 globalThis.addEventListener("error", (e) => {
@@ -29,28 +28,6 @@ globalThis.addEventListener("error", (e) => {
     e.preventDefault();
   }
 });
-const dec = new TextDecoder();
-
-async function provisionCli(tokenFile: string, stateDir: string, node: string) {
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(ROOT, "main.ts"),
-      "provision",
-      "--token",
-      tokenFile,
-      "--state-dir",
-      stateDir,
-      "--node",
-      node,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return { code: o.code, stdout: dec.decode(o.stdout), stderr: dec.decode(o.stderr) };
-}
 
 async function entries(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -116,9 +116,9 @@ export function createLeanPublisher(nc: NatsConnection, inboxPrefix = "_INBOX"):
     nc,
     publishBatch(batch, timeoutMs) {
       const id = ++next;
+      if (batch.length === 0) return Promise.resolve([]);
       return new Promise((resolve) => {
         const results: (PromiseSettledResult<PubAck> | undefined)[] = new Array(batch.length);
-        let timer: ReturnType<typeof setTimeout> | undefined;
         const done = () => {
           clearTimeout(timer);
           batches.delete(id);
@@ -127,9 +127,8 @@ export function createLeanPublisher(nc: NatsConnection, inboxPrefix = "_INBOX"):
           resolve(Array.from(results, (r) => r ?? { status: "rejected", reason: timeout }));
         };
         const entry = { results, subjects: batch.map((m) => m.subject), left: batch.length, done };
-        if (batch.length === 0) return done();
         batches.set(id, entry);
-        timer = setTimeout(done, timeoutMs);
+        const timer = setTimeout(done, timeoutMs);
         for (let i = 0; i < batch.length; i++) {
           const m = batch[i]!;
           const h = natsHeaders();
