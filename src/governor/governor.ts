@@ -227,6 +227,17 @@ export function createGovernorClient(nc: NatsConnection): GovernorClient {
     }
   };
 
+  const noStreamAnswers = (err: unknown): boolean => {
+    for (
+      let e = err as { message?: string; cause?: unknown } | undefined;
+      e;
+      e = e.cause as typeof e
+    ) {
+      if (/no responders|jetstream is not enabled/i.test(String(e.message))) return true;
+    }
+    return false;
+  };
+
   const tryOnce = async (
     name: string,
     o: AcquireOptions,
@@ -271,7 +282,9 @@ export function createGovernorClient(nc: NatsConnection): GovernorClient {
         r = await tryOnce(name, o, leaseMs);
       } catch (err) {
         // The stream vanished (deleted by an operator): recreate it if we know the capacity.
-        if (isStreamNotFound(err) || /no responders/i.test(String((err as Error).message))) {
+        // (nats.js reports "no responders" on a JetStream publish as JetStreamNotEnabled;
+        // it also happens for a moment while another node is still creating the stream)
+        if (isStreamNotFound(err) || noStreamAnswers(err)) {
           if (o.capacity === undefined) throw err;
           await ensure(name, o.capacity, leaseMs);
           r = "full";
