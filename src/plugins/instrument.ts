@@ -221,8 +221,6 @@ export function addFuelBranchHints(wasm: Uint8Array, fuelIndex: number): Uint8Ar
   if (fuelIndex < 0) return wasm;
   const pattern = [0x23, ...leb(fuelIndex), 0x41, 0x00, 0x48, 0x04];
   let importedFns = 0;
-  let codeStart = -1;
-  let codeEnd = -1;
   let pos = 8;
   while (pos < wasm.length) {
     const id = wasm[pos]!;
@@ -259,8 +257,7 @@ export function addFuelBranchHints(wasm: Uint8Array, fuelIndex: number): Uint8Ar
         }
       }
     } else if (id === 10) {
-      codeStart = pos;
-      codeEnd = bodyStart + size;
+      const codeStart = pos;
       const entries: number[] = [];
       let count: number;
       let p: number;
@@ -299,7 +296,6 @@ export function addFuelBranchHints(wasm: Uint8Array, fuelIndex: number): Uint8Ar
     }
     pos = bodyStart + size;
   }
-  void codeEnd;
   return wasm;
 }
 
