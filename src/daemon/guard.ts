@@ -44,32 +44,25 @@ let installed: (() => void) | null = null;
  */
 export function installNetworkErrorGuard(log: Logger): () => void {
   if (installed) return installed;
-  const onError = (e: ErrorEvent) => {
-    if (isNetworkError(e.error)) {
+  // the same decision for a thrown error and for an unawaited rejection
+  const handle = (e: Event, err: unknown, where: string) => {
+    if (isNetworkError(err)) {
       e.preventDefault();
-      log.warn("network error outside any handler (ignored)", {
-        error: String((e.error as Error)?.message ?? e.message),
-        code: (e.error as { code?: string })?.code ?? null,
+      log.warn(`network error ${where} (ignored)`, {
+        error: String((err as Error)?.message ?? err),
+        code: (err as { code?: string })?.code ?? null,
       });
     } else {
-      log.error("uncaught error; exiting", {
-        error: String((e.error as Error)?.stack ?? e.message),
-      });
+      log.error(
+        `${where === "outside any handler" ? "uncaught error" : "unhandled rejection"}; exiting`,
+        {
+          error: String((err as Error)?.stack ?? err),
+        },
+      );
     }
   };
-  const onRejection = (e: PromiseRejectionEvent) => {
-    if (isNetworkError(e.reason)) {
-      e.preventDefault();
-      log.warn("network error in an unawaited promise (ignored)", {
-        error: String((e.reason as Error)?.message ?? e.reason),
-        code: (e.reason as { code?: string })?.code ?? null,
-      });
-    } else {
-      log.error("unhandled rejection; exiting", {
-        error: String((e.reason as Error)?.stack ?? e.reason),
-      });
-    }
-  };
+  const onError = (e: ErrorEvent) => handle(e, e.error ?? e.message, "outside any handler");
+  const onRejection = (e: PromiseRejectionEvent) => handle(e, e.reason, "in an unawaited promise");
   globalThis.addEventListener("error", onError);
   globalThis.addEventListener("unhandledrejection", onRejection);
   installed = () => {

@@ -13,6 +13,7 @@
  * @module
  */
 import * as os from "node:os";
+import type { LinuxCpu, LinuxDisk, LinuxMem, LinuxOs } from "./linux.ts";
 
 /** The facts document. Sections may be `null` when their probe failed. */
 export interface Facts {
@@ -151,46 +152,10 @@ const round2 = (n: number) => Math.round(n * 100) / 100;
 
 /** What the cpu/memory/disk/os probes return (the fields collectFacts reads). */
 interface Probes {
-  cpu(): Promise<
-    {
-      manufacturer: string;
-      brand: string;
-      cores: number;
-      physicalCores: number;
-      speed: number | null;
-    }
-  >;
-  mem(): Promise<
-    {
-      total: number;
-      free: number;
-      used: number;
-      available: number;
-      swaptotal: number;
-      swapused: number;
-    }
-  >;
-  fsSize(): Promise<
-    {
-      fs: string;
-      mount: string;
-      type: string;
-      size: number;
-      used: number;
-      available: number;
-      use: number | null;
-    }[]
-  >;
-  osInfo(): Promise<
-    {
-      platform: string;
-      distro: string;
-      release: string;
-      codename: string;
-      kernel?: string;
-      arch?: string;
-    }
-  >;
+  cpu(): Promise<LinuxCpu>;
+  mem(): Promise<LinuxMem>;
+  fsSize(): Promise<(Omit<LinuxDisk, "use"> & { use: number | null })[]>;
+  osInfo(): Promise<LinuxOs & { kernel?: string; arch?: string }>;
 }
 
 /**
