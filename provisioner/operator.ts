@@ -39,7 +39,8 @@ export {
   type TokenClaims,
   verifyToken,
 } from "./tokens.ts";
-export { findNode, nodePermissions, type ServeOptions, serveProvisioner } from "./service.ts";
+export { findNode, type ServeOptions, serveProvisioner } from "./service.ts";
+export { nodePermissions } from "./permissions.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

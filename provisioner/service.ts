@@ -10,47 +10,12 @@ import { join } from "node:path";
 import { encodeUserJwt, nkeySigner, nkeyVerify } from "../src/util/ed25519.ts";
 import { audit } from "./audit.ts";
 import { accountRevoked, listAccounts, readHome, readSeed } from "./operator.ts";
+import { nodePermissions } from "./permissions.ts";
 import { b64urlDecode, EnrollError, readTokens, verifyToken } from "./tokens.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
-/** The publish/subscribe permissions of a node's user (only its own subjects). */
-export function nodePermissions(site: string, node: string) {
-  const kvRead = (b: string) => [
-    `$JS.API.STREAM.INFO.KV_${b}`,
-    `$JS.API.CONSUMER.CREATE.KV_${b}`,
-    `$JS.API.CONSUMER.CREATE.KV_${b}.>`,
-    `$JS.API.CONSUMER.DELETE.KV_${b}.>`,
-    `$JS.API.CONSUMER.INFO.KV_${b}.>`,
-    `$JS.API.DIRECT.GET.KV_${b}.>`,
-    `$JS.API.STREAM.MSG.GET.KV_${b}`,
-    `$JS.FC.KV_${b}.>`,
-  ];
-  return {
-    pub: {
-      allow: [
-        `mr.${site}.${node}.>`,
-        "$JS.API.INFO",
-        ...kvRead("MR_DESIRED"),
-        ...kvRead("MR_ELECTION"),
-        ...kvRead("MR_SHARED"),
-        `$KV.MR_ELECTION.site.${site}`,
-        "mr.gov.>",
-        "$JS.API.STREAM.CREATE.MR_GOV_*",
-        "$JS.API.STREAM.UPDATE.MR_GOV_*",
-        "$JS.API.STREAM.INFO.MR_GOV_*",
-        "$JS.API.STREAM.MSG.DELETE.MR_GOV_*",
-        "$JS.API.DIRECT.GET.MR_GOV_*",
-        "$JS.API.DIRECT.GET.MR_GOV_*.>",
-      ],
-      deny: ["$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$KV.MR_DESIRED.>"],
-    },
-    sub: { allow: [`_INBOX.${site}.${node}.>`, `mr.${site}.${node}.cmd.>`] },
-    resp: { max: 1, ttl: 0 },
-  };
-}
 
 /** Options of {@linkcode serveProvisioner}. */
 export interface ServeOptions {
