@@ -29,6 +29,7 @@ import {
   linkBackend,
   UNLIMITED_JETSTREAM_ACCOUNT,
 } from "./backend.ts";
+import { atomicWrite } from "../src/util/atomic_write.ts";
 
 export { audit, verifyAudit } from "./audit.ts";
 export {
@@ -58,11 +59,7 @@ export interface HomeConfig {
 
 /** Writes a secret file atomically, 0600. */
 export async function writeSecret(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-  if (typeof data === "string") await Deno.writeTextFile(tmp, data, { mode: 0o600 });
-  else await Deno.writeFile(tmp, data, { mode: 0o600 });
-  await Deno.chmod(tmp, 0o600);
-  await Deno.rename(tmp, path);
+  await atomicWrite(path, data);
 }
 
 /** Reads an nkey seed file. */

@@ -40,6 +40,8 @@ import type { AgentPlugin, Sandbox } from "../plugins/types.ts";
 import { parseDuration } from "../util/duration.ts";
 import { createDaemonServices } from "./host_services.ts";
 import type { NodeConfig } from "../config/schema.ts";
+import { jittered } from "../util/backoff.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
 
 /** Status of one agent. */
 export type AgentStatus = "starting" | "running" | "failed" | "rejected" | "stopped";
@@ -121,9 +123,7 @@ export function createAgentManager(_config: NodeConfig): DaemonModule {
     for (const r of agents.values()) if (r.status === "running") doc[r.name] = r.spec;
     try {
       await Deno.mkdir(join(ctx.config.state_dir, "agents"), { recursive: true, mode: 0o700 });
-      const tmp = `${runningFile()}.tmp`;
-      await Deno.writeTextFile(tmp, JSON.stringify(doc), { mode: 0o600 });
-      await Deno.rename(tmp, runningFile());
+      await atomicWrite(runningFile(), JSON.stringify(doc));
     } catch (err) {
       log().warn("cannot record running agents", { error: String(err) });
     }
@@ -230,7 +230,7 @@ export function createAgentManager(_config: NodeConfig): DaemonModule {
     r.status = "failed";
     await closePlugin(r, old);
     if (stopping) return;
-    const wait = Math.round(r.backoffMs / 2 + Math.random() * r.backoffMs / 2);
+    const wait = jittered(r.backoffMs);
     r.backoffMs = Math.min(r.backoffMs * 2, MAX_BACKOFF_MS);
     clearTimeout(r.retry);
     r.retry = setTimeout(() => {

@@ -16,6 +16,8 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import type { NodeConfig } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
+import { jittered } from "../util/backoff.ts";
+import { atomicReplace } from "../util/atomic_write.ts";
 
 /** Why a fetch failed. */
 export type ArtifactErrorCode = "not_found" | "hash_mismatch" | "size_mismatch" | "download_failed";
@@ -23,8 +25,8 @@ export type ArtifactErrorCode = "not_found" | "hash_mismatch" | "size_mismatch" 
 /** A failed fetch; `code` says why, the message names the URL and values. */
 export class ArtifactError extends Error {
   override name = "ArtifactError";
-  constructor(readonly code: ArtifactErrorCode, message: string) {
-    super(message);
+  constructor(readonly code: ArtifactErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
   }
 }
 
@@ -129,48 +131,45 @@ export function createArtifactStore(o: ArtifactStoreOptions): ArtifactStore {
       throw new ArtifactError("download_failed", `GET ${ref.url}: HTTP ${res.status}`);
     }
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = join(dir, `.${ref.sha256}.${crypto.randomUUID()}.tmp`);
-    const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
     const hash = createHash("sha256");
     const chunks: Uint8Array[] = [];
     let size = 0;
     try {
-      for await (const chunk of res.body) {
-        size += chunk.byteLength;
-        if (size > ref.size) {
+      // the temp file is renamed into place only when size and hash match
+      await atomicReplace(path(ref.sha256), async (file) => {
+        for await (const chunk of res.body!) {
+          size += chunk.byteLength;
+          if (size > ref.size) {
+            throw new ArtifactError(
+              "size_mismatch",
+              `GET ${ref.url}: more than the expected ${ref.size} bytes`,
+            );
+          }
+          hash.update(chunk);
+          chunks.push(chunk);
+          let off = 0;
+          while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
+        }
+        if (size !== ref.size) {
           throw new ArtifactError(
             "size_mismatch",
-            `GET ${ref.url}: more than the expected ${ref.size} bytes`,
+            `GET ${ref.url}: expected ${ref.size} bytes, got ${size}`,
           );
         }
-        hash.update(chunk);
-        chunks.push(chunk);
-        let off = 0;
-        while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
-      }
-      if (size !== ref.size) {
-        throw new ArtifactError(
-          "size_mismatch",
-          `GET ${ref.url}: expected ${ref.size} bytes, got ${size}`,
-        );
-      }
-      const actual = hash.digest("hex");
-      if (actual !== ref.sha256) {
-        throw new ArtifactError(
-          "hash_mismatch",
-          `GET ${ref.url}: expected sha256 ${ref.sha256}, got ${actual}`,
-        );
-      }
-      await file.sync();
-      file.close();
-      await Deno.rename(tmp, path(ref.sha256));
+        const actual = hash.digest("hex");
+        if (actual !== ref.sha256) {
+          throw new ArtifactError(
+            "hash_mismatch",
+            `GET ${ref.url}: expected sha256 ${ref.sha256}, got ${actual}`,
+          );
+        }
+      });
     } catch (err) {
-      try {
-        file.close();
-      } catch { /* closed */ }
-      await Deno.remove(tmp).catch(() => {});
+      await res.body.cancel().catch(() => {});
       if (err instanceof ArtifactError) throw err;
-      throw new ArtifactError("download_failed", `GET ${ref.url}: ${(err as Error).message}`);
+      throw new ArtifactError("download_failed", `GET ${ref.url}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const out = new Uint8Array(size);
     let off = 0;
@@ -190,7 +189,7 @@ export function createArtifactStore(o: ArtifactStoreOptions): ArtifactStore {
         const retry = err instanceof ArtifactError && err.code === "download_failed" &&
           i < attempts;
         if (!retry) throw err;
-        const wait = Math.round(delay / 2 + Math.random() * delay / 2);
+        const wait = jittered(delay);
         o.logger?.warn("module download failed; retrying", {
           url: ref.url,
           attempt: i,

@@ -26,8 +26,8 @@ import { ulid } from "../util/ulid.ts";
 import { type CliContext, readAgentModule } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
 import { out } from "./output.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
 
-const encoder = new TextEncoder();
 const SUBJECT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** The default state directory: `$MR_STATE_DIR`, `/var/lib/machine-room` as root, else `~/.local/state/machine-room`. */
@@ -221,21 +221,13 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
         await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
         const id = ulid();
         const file = join(dir, `${id}.json`);
-        const tmp = join(dir, `.${id}.tmp`);
         const body = JSON.stringify({
           subject,
           payload,
           priority,
           ...(ttlMs !== undefined ? { ttl_ms: ttlMs } : {}),
         });
-        const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
-        try {
-          await f.write(encoder.encode(body));
-          await f.sync();
-        } finally {
-          f.close();
-        }
-        await Deno.rename(tmp, file);
+        await atomicWrite(file, body);
         out(JSON.stringify({ queued: id, subject, state_dir: stateDir }));
       },
     );

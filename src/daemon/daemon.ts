@@ -34,6 +34,7 @@ import { parseDuration } from "../util/duration.ts";
 import { ulid } from "../util/ulid.ts";
 import type { CommandHandler, DaemonContext, DaemonModule } from "./types.ts";
 import type { ConnectionOptions } from "@nats-io/transport-node";
+import { atomicWrite } from "../util/atomic_write.ts";
 
 /** Overall status in the health document. */
 export type HealthStatus = "healthy" | "degraded" | "unhealthy" | "stopped";
@@ -113,12 +114,6 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-async function writeAtomic(path: string, data: string, mode = 0o600): Promise<void> {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  await Deno.writeTextFile(tmp, data, { mode });
-  await Deno.rename(tmp, path);
-}
-
 /** Starts the daemon; resolves once the spool is open and the modules are started. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { config } = options;
@@ -141,7 +136,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
-  await writeAtomic(pidFile, `${Deno.pid}\n`, 0o644);
+  await atomicWrite(pidFile, `${Deno.pid}\n`, { mode: 0o644 });
 
   const spoolCap = config.spool?.max_bytes ?? DEFAULT_SPOOL_CAP;
   const spool = openSpool(join(stateDir, "spool.db"), { maxBytes: spoolCap, logger: log });
@@ -405,7 +400,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   }, factsMs));
   const healthFile = join(stateDir, "health.json");
   const writeHealth = (doc: HealthDoc) =>
-    writeAtomic(healthFile, JSON.stringify(doc) + "\n", 0o644).catch((err) =>
+    atomicWrite(healthFile, JSON.stringify(doc) + "\n", { mode: 0o644 }).catch((err) =>
       log.warn("cannot write health.json", { error: String(err) })
     );
   timers.push(setInterval(() => writeHealth(health()), options.healthFileIntervalMs ?? 2000));

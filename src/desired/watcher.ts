@@ -19,6 +19,8 @@ import { join } from "node:path";
 import type { DaemonContext } from "../daemon/types.ts";
 import { EnvelopeError, openEnvelope } from "./envelope.ts";
 import type { AgentSpec } from "./spec.ts";
+import { jittered } from "../util/backoff.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
 
 /** One applied key. */
 interface Applied {
@@ -76,12 +78,10 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
 
   const persist = async () => {
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = `${stateFile}.tmp`;
     const body = Object.fromEntries(
       Object.entries(applied).map(([k, v]) => [k, { version: v.version, envelope: v.envelope }]),
     );
-    await Deno.writeTextFile(tmp, JSON.stringify(body), { mode: 0o600 });
-    await Deno.rename(tmp, stateFile);
+    await atomicWrite(stateFile, JSON.stringify(body));
   };
 
   const reject = (
@@ -176,7 +176,7 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
         log.warn("desired state watch failed; retrying", { key, error: (err as Error).message });
       }
       if (stopped) return;
-      await new Promise((r) => setTimeout(r, Math.round(delay / 2 + Math.random() * delay / 2)));
+      await new Promise((r) => setTimeout(r, jittered(delay)));
       delay = Math.min(delay * 2, 30_000);
     }
   };

@@ -19,6 +19,7 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { isId } from "../util/ids.ts";
+import { jittered } from "../util/backoff.ts";
 
 const NS_PER_MS = 1_000_000;
 
@@ -294,7 +295,7 @@ export function createGovernorClient(nc: NatsConnection): GovernorClient {
       const left = deadline - Date.now();
       if (left <= 0) return null;
       // Full jitter between backoff/2 and backoff, doubling, never past the deadline.
-      const wait = Math.min(left, backoff / 2 + Math.random() * backoff / 2);
+      const wait = Math.min(left, jittered(backoff));
       await sleep(wait, o.signal);
       backoff = Math.min(maxBackoff, backoff * 2);
     }

@@ -15,6 +15,7 @@ import {
 } from "@nats-io/transport-node";
 import type { NodeConfig } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
+import { jittered } from "../util/backoff.ts";
 
 /** The inbox prefix of a node: `_INBOX.<site>.<node>`. */
 export function nodeInboxPrefix(c: { site: string; node: string }): string {
@@ -185,7 +186,7 @@ export function startConnection(
         c = await connect({ ...opts, ...options.overrides });
       } catch (err) {
         lastError = (err as Error).message;
-        const wait = Math.round(delay / 2 + Math.random() * delay / 2);
+        const wait = jittered(delay);
         log.warn("cannot connect to NATS; retrying", { error: lastError, retry_ms: wait });
         await new Promise<void>((r) => {
           const t = setTimeout(r, wait);

@@ -12,6 +12,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
 
 const dec = new TextDecoder();
 const enc = new TextEncoder();
@@ -109,13 +110,7 @@ export async function provision(o: ProvisionOptions): Promise<string> {
   }, "provisioned config");
   // written only now that everything succeeded
   await Deno.mkdir(id, { recursive: true, mode: 0o700 });
-  const write = async (p: string, data: string | Uint8Array) => {
-    const tmp = `${p}.tmp`;
-    if (typeof data === "string") await Deno.writeTextFile(tmp, data, { mode: 0o600 });
-    else await Deno.writeFile(tmp, data, { mode: 0o600 });
-    await Deno.chmod(tmp, 0o600);
-    await Deno.rename(tmp, p);
-  };
+  const write = (p: string, data: string | Uint8Array) => atomicWrite(p, data);
   await write(join(id, "node.nk"), dec.decode(kp.getSeed()));
   await write(join(id, "node.creds"), fmtCreds(body.user_jwt, kp));
   const path = join(o.stateDir, "config.json");

@@ -11,6 +11,8 @@
 import type { NodeConfig } from "../config/schema.ts";
 import type { DaemonContext, DaemonModule } from "../daemon/types.ts";
 import { parseDuration } from "../util/duration.ts";
+import { jittered } from "../util/backoff.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -87,10 +89,7 @@ export function createRenewalModule(config: NodeConfig): DaemonModule | null {
       (err as Error & { code?: string }).code = body.error?.code ?? "failed";
       throw err;
     }
-    const tmp = `${credsPath}.${crypto.randomUUID()}.tmp`;
-    await Deno.writeFile(tmp, fmtCreds(body.user_jwt, kp), { mode: 0o600 });
-    await Deno.chmod(tmp, 0o600);
-    await Deno.rename(tmp, credsPath);
+    await atomicWrite(credsPath, fmtCreds(body.user_jwt, kp));
     expiresAt = jwtExpiry(body.user_jwt);
     lastRenewal = new Date().toISOString();
     lastError = null;
@@ -137,7 +136,7 @@ export function createRenewalModule(config: NodeConfig): DaemonModule | null {
           .catch(() => {});
         return;
       }
-      const wait = Math.round(backoff / 2 + Math.random() * backoff / 2);
+      const wait = jittered(backoff);
       backoff = Math.min(backoff * 2, 600_000);
       schedule(wait);
     }

@@ -22,6 +22,7 @@ import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-
 import { createLeanPublisher, type LeanPublisher } from "./publisher.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Spool, SpoolMessage } from "../spool/mod.ts";
+import { jittered } from "../util/backoff.ts";
 
 /** Options for {@linkcode createReplicator}. */
 export interface ReplicatorOptions {
@@ -251,13 +252,13 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       }
       if (!running) break;
       delayMs = delayMs === 0 ? minMs : Math.min(maxMs, delayMs * 2);
-      const jittered = Math.round(delayMs / 2 + Math.random() * delayMs / 2);
+      const wait = jittered(delayMs);
       logger.warn("replicator: publish failed, backing off", {
         error: s.lastError,
-        backoff_ms: jittered,
+        backoff_ms: wait,
       });
       inBackoff = true;
-      await sleep(jittered);
+      await sleep(wait);
       inBackoff = false;
     }
   }
