@@ -4,7 +4,7 @@
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "../tests/helpers/nats_server.ts";
 import { startNode } from "../tests/helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
+import { ensureStreams } from "../provisioner/mod.ts";
 import { collectFacts } from "../src/facts/mod.ts";
 
 const TICKS = 100; // Linux USER_HZ

@@ -8,7 +8,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import { startNatsServer } from "../tests/helpers/nats_server.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
+import { ensureStreams } from "../provisioner/mod.ts";
 import { createElection, type Election } from "../src/election/mod.ts";
 import { createGovernorClient } from "../src/governor/mod.ts";
 import { silentLogger } from "../src/log/logger.ts";

@@ -9,8 +9,7 @@ import { startNatsServer } from "../tests/helpers/nats_server.ts";
 import { startS3 } from "../tests/helpers/s3.ts";
 import { startNode } from "../tests/helpers/daemon.ts";
 import { compileWat } from "../tests/helpers/wat.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
-import { publishAgent } from "../provisioner/publish.ts";
+import { ensureStreams, publishAgent } from "../provisioner/mod.ts";
 import { createSigningKey } from "../src/desired/envelope.ts";
 import { createArtifactStore } from "../src/artifacts/mod.ts";
 

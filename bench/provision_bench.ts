@@ -8,7 +8,7 @@ import {
   issueToken,
   operatorConfigLines,
   serveProvisioner,
-} from "../provisioner/operator.ts";
+} from "../provisioner/mod.ts";
 
 const home = await Deno.makeTempDir({ prefix: "mr-bench-home-" });
 await initOperator(home);

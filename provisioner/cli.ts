@@ -12,13 +12,7 @@ import { registerStreamCommands } from "./commands/streams.ts";
 import { registerPublishCommands } from "./commands/publish.ts";
 import { registerFleetCommands } from "./commands/fleet.ts";
 
-/** Global options every command can read with `program.opts()`. */
-export interface SaasGlobalOptions {
-  server?: string;
-  creds?: string;
-  home?: string;
-  json?: boolean;
-}
+export type { SaasGlobalOptions } from "./options.ts";
 
 /** Builds the `mr-saas` program. */
 export function buildSaasCli(): Command {

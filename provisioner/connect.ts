@@ -6,13 +6,11 @@
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import type { Command } from "commander";
 import { UsageError } from "../src/cli/errors.ts";
-import type { SaasGlobalOptions } from "./cli.ts";
+import { globalOptions } from "./options.ts";
 
 /** Connects using the root program's `--server` and `--creds` (an `await using` handle). */
 export async function saasConnect(cmd: Command): Promise<NatsConnection & AsyncDisposable> {
-  let root = cmd;
-  while (root.parent) root = root.parent;
-  const opts = root.opts<SaasGlobalOptions>();
+  const opts = globalOptions(cmd);
   if (!opts.server) {
     throw new UsageError(
       "Missing --server (or MR_SAAS_SERVER): the NATS URL of the customer account",

@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects } from "@std/assert";
 import { join } from "node:path";
-import { findNode } from "./service.ts";
+import { findNode } from "./nodes.ts";
 
 Deno.test("findNode - every key of a re-enrolled node; refuses to guess between customers", async () => {
   const home = await Deno.makeTempDir();

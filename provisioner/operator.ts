@@ -15,11 +15,12 @@
  *
  * @module
  */
-import { createAccount, createOperator, createUser, fromSeed, type KeyPair } from "@nats-io/nkeys";
+import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
 import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { join } from "node:path";
 import { audit } from "./audit.ts";
+import { type HomeConfig, readHome, readSeed, writeHome, writeSecret } from "./home.ts";
 import {
   type BackendDeps,
   backendExists,
@@ -29,56 +30,10 @@ import {
   linkBackend,
   UNLIMITED_JETSTREAM_ACCOUNT,
 } from "./backend.ts";
-import { atomicWrite } from "../src/util/atomic_write.ts";
-
-export { audit, verifyAudit } from "./audit.ts";
-export {
-  EnrollError,
-  issueToken,
-  listTokens,
-  revokeToken,
-  type TokenClaims,
-  verifyToken,
-} from "./tokens.ts";
-export { findNode, type ServeOptions, serveProvisioner } from "./service.ts";
-export { nodePermissions } from "./permissions.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
-/** `mr-saas.json`. */
-export interface HomeConfig {
-  operator: string;
-  system_account: string;
-  provisioner_key: string;
-  server: string;
-  spec_keys: string[];
-  s3?: Record<string, unknown>;
-}
-
-/** Writes a secret file atomically, 0600. */
-export async function writeSecret(path: string, data: string | Uint8Array): Promise<void> {
-  await atomicWrite(path, data);
-}
-
-/** Reads an nkey seed file. */
-export async function readSeed(path: string): Promise<KeyPair> {
-  return fromSeed(enc.encode((await Deno.readTextFile(path)).trim()));
-}
-
-/** Reads `mr-saas.json` of a home dir. */
-export async function readHome(home: string): Promise<HomeConfig> {
-  try {
-    return JSON.parse(await Deno.readTextFile(join(home, "mr-saas.json")));
-  } catch (err) {
-    throw new Error(
-      `${home} is not a vendor home (run \`mr-saas operator init --home ${home}\`): ${
-        (err as Error).message
-      }`,
-    );
-  }
-}
 
 /** `operator init`: keys, system account, server config. Refuses an existing home. */
 export async function initOperator(
@@ -138,7 +93,7 @@ export async function initOperator(
     server: `nats://${host}:${port}`,
     spec_keys: [],
   };
-  await Deno.writeTextFile(join(home, "mr-saas.json"), JSON.stringify(cfg, null, 2) + "\n");
+  await writeHome(home, cfg);
   await audit(home, { event: "operator.init", operator: cfg.operator });
   return cfg;
 }

@@ -8,7 +8,8 @@ import { encodeGeneric } from "@nats-io/jwt";
 import { join } from "node:path";
 import { nkeyVerify } from "../src/util/ed25519.ts";
 import { audit } from "./audit.ts";
-import { readSeed, writeSecret } from "./operator.ts";
+import { EnrollError } from "./errors.ts";
+import { readSeed, writeSecret } from "./home.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -106,6 +107,7 @@ export async function issueToken(home: string, o: {
   return { token, jti };
 }
 
+/** Decodes base64url (padding optional). */
 export function b64urlDecode(s: string): Uint8Array {
   const b = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4));
   return Uint8Array.from(b, (c) => c.charCodeAt(0));
@@ -147,14 +149,6 @@ export async function verifyToken(
     throw new EnrollError(400, "malformed_token", "token lacks jti/claims");
   }
   return { claims: payload.nats, jti: payload.jti, exp: payload.exp };
-}
-
-/** A refused enrolment (HTTP status, code, message). */
-export class EnrollError extends Error {
-  override name = "EnrollError";
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
 }
 
 /** `token revoke`: refuses every later enrolment with this token. */

@@ -12,9 +12,10 @@ import { join } from "node:path";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { waitFor } from "./helpers/daemon.ts";
 import { provisionCli } from "./helpers/provision.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
 import {
   addAccount,
+  backendConnect,
+  ensureStreams,
   initOperator,
   issueToken,
   listAccounts,
@@ -24,8 +25,7 @@ import {
   revokeAccount,
   serveProvisioner,
   setupBackend,
-} from "../provisioner/operator.ts";
-import { backendConnect } from "../provisioner/backend.ts";
+} from "../provisioner/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const dec = new TextDecoder();

@@ -5,7 +5,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { join } from "node:path";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
+import { ensureStreams } from "../provisioner/mod.ts";
 
 const dec = new TextDecoder();
 type SpoolDoc = { depth: number; dropped: number };

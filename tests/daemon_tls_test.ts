@@ -5,7 +5,7 @@ import { connect } from "@nats-io/transport-node";
 import { join } from "node:path";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
+import { ensureStreams } from "../provisioner/mod.ts";
 
 async function openssl(args: string[], cwd: string): Promise<void> {
   const o = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })

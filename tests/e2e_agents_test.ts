@@ -10,7 +10,7 @@ import { startNatsServer } from "./helpers/nats_server.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
 import { type S3Server, startS3 } from "./helpers/s3.ts";
 import { compileWat } from "./helpers/wat.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
+import { ensureStreams } from "../provisioner/mod.ts";
 import { createSigningKey, signingKeyFromSeed, signSpec } from "../src/desired/envelope.ts";
 
 const WAT = await Deno.readTextFile(new URL("./fixtures/wat/agent_reporter.wat", import.meta.url));

@@ -3,7 +3,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { assert, assertEquals } from "@std/assert";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { type RunningNode, startNode, waitFor } from "./helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
+import { ensureStreams } from "../provisioner/mod.ts";
 
 const TTL_MS = 5_000;
 

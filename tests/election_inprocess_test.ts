@@ -3,7 +3,7 @@ import { Kvm } from "@nats-io/kv";
 import { assert, assertEquals } from "@std/assert";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { waitFor } from "./helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
+import { ensureStreams } from "../provisioner/mod.ts";
 import { createElection, type Election, type LeadershipChange } from "../src/election/mod.ts";
 import { createElectionModule } from "../src/election/mod.ts";
 import { silentLogger } from "../src/log/logger.ts";

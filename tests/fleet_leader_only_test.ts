@@ -7,8 +7,7 @@ import { join } from "node:path";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { type RunningNode, startNode, waitFor } from "./helpers/daemon.ts";
 import { startS3 } from "./helpers/s3.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
-import { publishAgent } from "../provisioner/publish.ts";
+import { ensureStreams, publishAgent } from "../provisioner/mod.ts";
 import { createSigningKey } from "../src/desired/envelope.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

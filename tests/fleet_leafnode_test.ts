@@ -4,7 +4,7 @@ import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { natsServerBin, startNatsServer, tempDir } from "./helpers/nats_server.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
+import { ensureStreams } from "../provisioner/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const dec = new TextDecoder();

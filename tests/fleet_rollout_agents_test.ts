@@ -8,8 +8,7 @@ import { startNatsServer } from "./helpers/nats_server.ts";
 import { type RunningNode, startNode, waitFor } from "./helpers/daemon.ts";
 import { startS3 } from "./helpers/s3.ts";
 import { compileWat } from "./helpers/wat.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
-import { publishAgent } from "../provisioner/publish.ts";
+import { ensureStreams, publishAgent } from "../provisioner/mod.ts";
 import { createSigningKey } from "../src/desired/envelope.ts";
 
 const agent = (version: string, spin: number) =>

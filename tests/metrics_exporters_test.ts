@@ -5,7 +5,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
+import { ensureStreams } from "../provisioner/mod.ts";
 
 Deno.test("metrics - exporters scraped on an interval, filtered, forwarded; a bad exporter degrades health only", async () => {
   let hits = 0;

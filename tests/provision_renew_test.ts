@@ -6,15 +6,15 @@ import { join } from "node:path";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { provisionCli } from "./helpers/provision.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
 import {
   addAccount,
+  ensureStreams,
   initOperator,
   issueToken,
   operatorConfigLines,
   revokeToken,
   serveProvisioner,
-} from "../provisioner/operator.ts";
+} from "../provisioner/mod.ts";
 import { jwtExpiry, parseCredsText } from "../src/provision/renewal.ts";
 
 globalThis.addEventListener("error", (e) => {

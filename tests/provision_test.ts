@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { provisionCli } from "./helpers/provision.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
 import {
   addAccount,
+  ensureStreams,
   findNode,
   initOperator,
   issueToken,
@@ -19,7 +19,7 @@ import {
   revokeUser,
   serveProvisioner,
   verifyAudit,
-} from "../provisioner/operator.ts";
+} from "../provisioner/mod.ts";
 
 // The server resets connections it drops (revoked credentials); the Node-compat socket
 // can surface that reset as an uncaught error after the client already closed.

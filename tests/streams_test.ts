@@ -2,7 +2,7 @@ import { assertEquals } from "@std/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer } from "./helpers/nats_server.ts";
-import { DUPLICATE_WINDOW_MS, ensureStreams } from "../provisioner/streams.ts";
+import { DUPLICATE_WINDOW_MS, ensureStreams } from "../provisioner/mod.ts";
 
 Deno.test("ensureStreams - creates DESIGN §4 streams and buckets idempotently", async () => {
   await using srv = await startNatsServer();

@@ -8,36 +8,21 @@ import type { Command } from "commander";
 import { join } from "node:path";
 import {
   addAccount,
-  findNode,
   initOperator,
-  issueToken,
   listAccounts,
-  listTokens,
-  readHome,
   relinkBackend,
   revokeAccount,
-  revokeToken,
   revokeUser,
-  serveProvisioner,
   setupBackend,
-  verifyAudit,
 } from "../operator.ts";
+import { readHome, writeHome } from "../home.ts";
+import { issueToken, listTokens, revokeToken } from "../tokens.ts";
+import { findNode } from "../nodes.ts";
+import { serveProvisioner } from "../service.ts";
+import { verifyAudit } from "../audit.ts";
 import { CliError, UsageError } from "../../src/cli/errors.ts";
 import { parseDuration } from "../../src/util/duration.ts";
-import type { SaasGlobalOptions } from "../cli.ts";
-
-function home(cmd: Command): string {
-  let root = cmd;
-  while (root.parent) root = root.parent;
-  const h = root.opts<SaasGlobalOptions>().home;
-  if (!h) throw new UsageError("missing --home (or MR_SAAS_HOME): the vendor home dir");
-  return h;
-}
-function server(cmd: Command): string | undefined {
-  let root = cmd;
-  while (root.parent) root = root.parent;
-  return root.opts<SaasGlobalOptions>().server;
-}
+import { homeOption as home, serverOption as server } from "../options.ts";
 
 /** Registers this concern's commands on `program`. */
 export function registerOperatorCommands(program: Command): void {
@@ -112,7 +97,7 @@ export function registerOperatorCommands(program: Command): void {
       const h = home(cmd);
       const cfg = await readHome(h);
       if (!cfg.spec_keys.includes(key)) cfg.spec_keys.push(key);
-      await Deno.writeTextFile(join(h, "mr-saas.json"), JSON.stringify(cfg, null, 2) + "\n");
+      await writeHome(h, cfg);
     });
 
   const token = program.command("token").description("provisioning tokens");
