@@ -1,0 +1,304 @@
+/**
+ * The WASI file descriptor table and file operations, on synchronous Deno file APIs (the
+ * guest's memory lives in this thread and it blocks while a WASI function runs). Every
+ * path goes through `paths.ts`; every failure is an errno, never an exception.
+ *
+ * @module
+ */
+import { Errno, FdFlags, FileType, OFlags, Rights, WRITE_RIGHTS } from "./errno.ts";
+import { allowed, type Preopen, type Resolved, resolveIn, visible } from "./paths.ts";
+
+/** One open descriptor. */
+export interface FdEntry {
+  kind: "stdio" | "dir" | "file";
+  preopen: Preopen | null;
+  /** Real host path (dirs and files). */
+  host: string;
+  /** Guest path of a preopened directory. */
+  guest?: string;
+  file?: Deno.FsFile;
+  readable: boolean;
+  writable: boolean;
+  append: boolean;
+}
+
+/** Limits of the file side. */
+export interface FsLimits {
+  /** Largest file the guest may open for reading or grow by writing. */
+  maxFileBytes: number;
+  /** Most descriptors open at once (stdio and preopens included). */
+  maxOpenFds: number;
+}
+
+/** Called for each refusal of a path outside the grant (audit). */
+export type DenyHook = (fn: string, detail: Record<string, unknown>) => void;
+
+/** Maps a Deno error to an errno. */
+export function errnoOf(err: unknown): Errno {
+  if (err instanceof Deno.errors.NotFound) return Errno.NOENT;
+  if (err instanceof Deno.errors.AlreadyExists) return Errno.EXIST;
+  if (err instanceof Deno.errors.PermissionDenied) return Errno.ACCES;
+  if (err instanceof Deno.errors.IsADirectory) return Errno.ISDIR;
+  if (err instanceof Deno.errors.NotADirectory) return Errno.NOTDIR;
+  if (err instanceof Deno.errors.FilesystemLoop) return Errno.LOOP;
+  if (err instanceof Deno.errors.InvalidData) return Errno.INVAL;
+  const code = (err as { code?: string }).code;
+  if (code === "ENOTEMPTY") return Errno.NOTEMPTY;
+  return Errno.IO;
+}
+
+function reasonErrno(r: Exclude<Resolved, { ok: true }>): Errno {
+  switch (r.reason) {
+    case "denied":
+      return Errno.NOTCAPABLE;
+    case "noent":
+      return Errno.NOENT;
+    case "inval":
+      return Errno.INVAL;
+    case "notdir":
+      return Errno.NOTDIR;
+    case "loop":
+      return Errno.LOOP;
+    default:
+      return Errno.IO;
+  }
+}
+
+/** File type of a Deno stat. */
+export function fileTypeOf(st: Deno.FileInfo): number {
+  if (st.isFile) return FileType.REGULAR_FILE;
+  if (st.isDirectory) return FileType.DIRECTORY;
+  if (st.isSymlink) return FileType.SYMBOLIC_LINK;
+  return FileType.UNKNOWN;
+}
+
+/** The descriptor table of one guest. */
+export class FdTable {
+  readonly fds = new Map<number, FdEntry>();
+  constructor(
+    readonly preopens: readonly Preopen[],
+    readonly limits: FsLimits,
+    readonly onDeny: DenyHook,
+  ) {
+    for (let i = 0; i < 3; i++) {
+      this.fds.set(i, {
+        kind: "stdio",
+        preopen: null,
+        host: "",
+        readable: i === 0,
+        writable: i > 0,
+        append: false,
+      });
+    }
+    preopens.forEach((p, i) =>
+      this.fds.set(3 + i, {
+        kind: "dir",
+        preopen: p,
+        host: p.hostPath,
+        guest: p.guestPath,
+        readable: true,
+        writable: p.mode === "rw",
+        append: false,
+      })
+    );
+  }
+
+  get(fd: number): FdEntry | undefined {
+    return this.fds.get(fd);
+  }
+
+  /** The directory entry `fd`, or the errno to return. */
+  dir(fd: number): FdEntry | Errno {
+    const e = this.fds.get(fd);
+    if (!e) return Errno.BADF;
+    if (e.kind !== "dir" || !e.preopen) return Errno.NOTDIR;
+    return e;
+  }
+
+  #add(entry: FdEntry): { fd: number } | Errno {
+    if (this.fds.size >= this.limits.maxOpenFds) return Errno.MFILE;
+    let fd = 3;
+    while (this.fds.has(fd)) fd++;
+    this.fds.set(fd, entry);
+    return { fd };
+  }
+
+  /** Resolves `rel` under directory `fd` with `check`, auditing refusals. */
+  resolve(
+    fn: string,
+    d: FdEntry,
+    rel: string,
+    check: (p: Preopen, path: string) => boolean,
+    follow = true,
+    mayCreate = false,
+  ): Extract<Resolved, { ok: true }> | Errno {
+    const p = d.preopen!;
+    const r = resolveIn(p, d.host, rel, (path) => check(p, path), follow, mayCreate);
+    if (!r.ok) {
+      if (r.reason === "denied") this.onDeny(fn, { path: rel, dir: d.host });
+      return reasonErrno(r);
+    }
+    return r;
+  }
+
+  /** `path_open`: a new descriptor or an errno. */
+  open(
+    dirFd: number,
+    follow: boolean,
+    rel: string,
+    oflags: number,
+    rightsBase: bigint,
+    fdflags: number,
+  ): { fd: number } | Errno {
+    const d = this.dir(dirFd);
+    if (typeof d === "number") return d;
+    const wantDir = (oflags & OFlags.DIRECTORY) !== 0;
+    const create = (oflags & OFlags.CREAT) !== 0;
+    const write = !wantDir && (create || (oflags & OFlags.TRUNC) !== 0 ||
+      (fdflags & FdFlags.APPEND) !== 0 || (rightsBase & Rights.FD_WRITE) !== 0n);
+    const read = !wantDir && (rightsBase & Rights.FD_READ) !== 0n;
+    const r = this.resolve(
+      "path_open",
+      d,
+      rel,
+      (p, path) =>
+        (wantDir
+          ? visible(p, path)
+          : (write ? allowed(p, path, "write") : allowed(p, path, "read")) || visible(p, path)) &&
+        (!read || !write || allowed(p, path, "read")),
+      follow,
+      create,
+    );
+    if (typeof r === "number") return r;
+    let st: Deno.FileInfo | null = null;
+    if (r.exists) {
+      try {
+        st = Deno.statSync(r.host);
+      } catch (err) {
+        return errnoOf(err);
+      }
+      if (create && (oflags & OFlags.EXCL) !== 0) return Errno.EXIST;
+    }
+    const p = d.preopen!;
+    if (st?.isDirectory) {
+      if (write) return Errno.ISDIR;
+      if (!visible(p, r.host)) return this.#denied("path_open", rel);
+      return this.#add({
+        kind: "dir",
+        preopen: p,
+        host: r.host,
+        readable: true,
+        writable: p.mode === "rw",
+        append: false,
+      });
+    }
+    if (wantDir) return st ? Errno.NOTDIR : Errno.NOENT;
+    if (st && !st.isFile) return this.#denied("path_open", rel); // devices, FIFOs, sockets
+    const mayWrite = allowed(p, r.host, "write") && allowed(p, r.lexical, "write");
+    const mayRead = allowed(p, r.host, "read") && allowed(p, r.lexical, "read");
+    if ((write && !mayWrite) || (!write && !mayRead)) return this.#denied("path_open", rel);
+    if (!write && st && st.size > this.limits.maxFileBytes) return Errno.FBIG;
+    try {
+      const file = Deno.openSync(r.host, {
+        read: true,
+        write: write && (fdflags & FdFlags.APPEND) === 0,
+        append: write && (fdflags & FdFlags.APPEND) !== 0,
+        create,
+        truncate: (oflags & OFlags.TRUNC) !== 0,
+      });
+      const fd = this.#add({
+        kind: "file",
+        preopen: p,
+        host: r.host,
+        file,
+        readable: mayRead || !write,
+        writable: write,
+        append: (fdflags & FdFlags.APPEND) !== 0,
+      });
+      if (typeof fd === "number") file.close();
+      return fd;
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+
+  #denied(fn: string, rel: string): Errno {
+    this.onDeny(fn, { path: rel });
+    return Errno.NOTCAPABLE;
+  }
+
+  close(fd: number): Errno {
+    const e = this.fds.get(fd);
+    if (!e) return Errno.BADF;
+    if (e.kind === "stdio" || (e.kind === "dir" && e.guest !== undefined)) {
+      return Errno.NOTSUP; // stdio and preopens stay
+    }
+    this.fds.delete(fd);
+    try {
+      e.file?.close();
+    } catch { /* already closed */ }
+    return Errno.SUCCESS;
+  }
+
+  /** Writes `bufs` to file `e`, keeping it under the size cap. */
+  writeFile(e: FdEntry, bufs: Uint8Array[], at?: number): { n: number } | Errno {
+    if (!e.file || !e.writable) return Errno.BADF;
+    try {
+      const size = e.file.statSync().size;
+      const pos = at ?? (e.append ? size : e.file.seekSync(0, Deno.SeekMode.Current));
+      const total = bufs.reduce((n, b) => n + b.length, 0);
+      if (Math.max(size, pos + total) > this.limits.maxFileBytes) return Errno.FBIG;
+      const back = at !== undefined ? e.file.seekSync(0, Deno.SeekMode.Current) : -1;
+      if (at !== undefined) e.file.seekSync(at, Deno.SeekMode.Start);
+      let n = 0;
+      for (const b of bufs) {
+        let off = 0;
+        while (off < b.length) off += e.file.writeSync(b.subarray(off));
+        n += b.length;
+      }
+      if (back >= 0) e.file.seekSync(back, Deno.SeekMode.Start);
+      return { n };
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+
+  /** Reads into `bufs` from file `e`. */
+  readFile(e: FdEntry, bufs: Uint8Array[], at?: number): { n: number } | Errno {
+    if (!e.file || !e.readable) return Errno.BADF;
+    try {
+      const back = at !== undefined ? e.file.seekSync(0, Deno.SeekMode.Current) : -1;
+      if (at !== undefined) e.file.seekSync(at, Deno.SeekMode.Start);
+      let n = 0;
+      for (const b of bufs) {
+        let off = 0;
+        while (off < b.length) {
+          const got = e.file.readSync(b.subarray(off));
+          if (got === null || got === 0) break;
+          off += got;
+        }
+        n += off;
+        if (off < b.length) break;
+      }
+      if (back >= 0) e.file.seekSync(back, Deno.SeekMode.Start);
+      return { n };
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+
+  /** Rights a descriptor reports (`fd_fdstat_get`). */
+  rights(e: FdEntry): bigint {
+    if (e.kind === "stdio") return e.readable ? Rights.FD_READ : Rights.FD_WRITE;
+    return e.writable ? Rights.ALL : Rights.ALL & ~WRITE_RIGHTS;
+  }
+
+  closeAll(): void {
+    for (const e of this.fds.values()) {
+      try {
+        e.file?.close();
+      } catch { /* closed */ }
+    }
+    this.fds.clear();
+  }
+}

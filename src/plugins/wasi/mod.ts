@@ -1,0 +1,18 @@
+/**
+ * WASI preview 1 for agents (`wasi_snapshot_preview1`), deny by default.
+ *
+ * @module
+ */
+export {
+  createWasi,
+  DEFAULT_WASI_LIMITS,
+  type Wasi,
+  WASI_FUNCTIONS,
+  WASI_MODULE,
+  WasiDeadline,
+  WasiExit,
+  type WasiLimits,
+  type WasiOptions,
+} from "./preview1.ts";
+export { type Preopen, preopensFromGrants } from "./paths.ts";
+export { Errno } from "./errno.ts";
