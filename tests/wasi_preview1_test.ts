@@ -28,9 +28,9 @@ async function guest(opts: Partial<WasiOptions> = {}): Promise<Guest> {
   const out: string[] = [];
   const err: string[] = [];
   const denied: string[] = [];
-  let memory: WebAssembly.Memory | undefined;
+  const ref: { memory?: WebAssembly.Memory } = {};
   const wasi = createWasi({
-    memory: () => memory,
+    memory: () => ref.memory,
     args: ["my-agent"],
     env: { LEVEL: "3", NAME: "x y" },
     preopens: [],
@@ -42,7 +42,8 @@ async function guest(opts: Partial<WasiOptions> = {}): Promise<Guest> {
   });
   const mod = await WebAssembly.compile(await compileWat("wasi_all") as Uint8Array<ArrayBuffer>);
   const inst = await WebAssembly.instantiate(mod, { wasi_snapshot_preview1: wasi.imports });
-  memory = inst.exports["memory"] as WebAssembly.Memory;
+  ref.memory = inst.exports["memory"] as WebAssembly.Memory;
+  const memory = ref.memory;
   const w: Record<string, Fn> = {};
   for (const [k, v] of Object.entries(inst.exports)) {
     if (k.startsWith("w_")) w[k.slice(2)] = v as Fn;
