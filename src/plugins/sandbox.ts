@@ -4,11 +4,12 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { grantsSchema, type Limits, limitsSchema } from "../desired/spec.ts";
 import type { Logger } from "../log/logger.ts";
 import { checkLoadable, compileModule, describeModule, sha256Hex } from "./abi.ts";
 import { type HostCallContext, runHostFunction } from "./host_functions.ts";
-import { instrumentOffThread } from "./instrument_client.ts";
+import { INSTRUMENT_CACHE_DIR, instrumentCached } from "./instrument_cache.ts";
 import {
   type CallHeader,
   type FromWorker,
@@ -316,7 +317,11 @@ class SandboxImpl implements Sandbox {
     const info = describeModule(module, await sha256Hex(wasm), wasm.length);
     checkLoadable(info, grants);
     const maxPages = limits.memory_mb * 16;
-    const bytes = await instrumentOffThread(wasm, { maxPages });
+    const bytes = await instrumentCached(
+      wasm,
+      { maxPages },
+      join(this.options.stateDir, INSTRUMENT_CACHE_DIR),
+    );
     const key = this.nextId();
     const abort = new AbortController();
     const entry: PluginEntry = {
