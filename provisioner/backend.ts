@@ -25,6 +25,7 @@ import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/trans
 import { jetstreamManager } from "@nats-io/jetstream";
 import { join } from "node:path";
 import { audit } from "./audit.ts";
+import { isStreamNotFound } from "../src/nats/errors.ts";
 import { parseDuration } from "../src/util/duration.ts";
 
 const dec = new TextDecoder();
@@ -184,7 +185,7 @@ export async function initBackend(
       await jsm.streams.info(BACKEND_STREAM);
       await jsm.streams.update(BACKEND_STREAM, cfg);
     } catch (err) {
-      if (!/not found/i.test((err as Error).message)) throw err;
+      if (!isStreamNotFound(err)) throw err;
       await jsm.streams.add(cfg);
     }
   } finally {

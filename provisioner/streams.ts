@@ -18,6 +18,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { isStreamNotFound } from "../src/nats/errors.ts";
 
 const NS_PER_MS = 1_000_000;
 const DAY_MS = 24 * 3600_000;
@@ -110,7 +111,7 @@ export async function ensureStreams(
         result[name] = "updated";
       } else result[name] = "unchanged";
     } catch (err) {
-      if (!/not found/i.test((err as Error).message)) throw err;
+      if (!isStreamNotFound(err)) throw err;
       exists = false;
     }
     if (!exists) {

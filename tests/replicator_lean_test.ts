@@ -1,6 +1,13 @@
 // The replicator's lean JetStream publisher (src/replicator/publisher.ts) against a real
 // nats-server: PubAcks, duplicates, no stream, a JetStream API refusal, a timeout.
-import { assert, assertEquals, assertMatch } from "@std/assert";
+import {
+  isNoResponders,
+  isPayloadTooLarge,
+  isTimeout,
+  jsApiCode,
+  JsCode,
+} from "../src/nats/errors.ts";
+import { assert, assertEquals } from "@std/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer } from "./helpers/nats_server.ts";
@@ -64,10 +71,10 @@ Deno.test("lean publisher - PubAcks, duplicates, no stream, API error and timeou
     assert(Date.now() - t0 >= 350, "the unanswered message waited for the batch timeout");
     const reason = (i: number) => (r3[i] as PromiseRejectedResult).reason as Error;
     assertEquals(r3.map((r) => r.status), ["rejected", "rejected", "rejected", "fulfilled"]);
-    assertEquals(reason(0).name, "NoRespondersError");
-    assertEquals(reason(1).name, "JetStreamApiError");
-    assertMatch(reason(1).message, /size/i);
-    assertEquals(reason(2).name, "TimeoutError");
+    assert(isNoResponders(reason(0)), String(reason(0)));
+    assertEquals(jsApiCode(reason(1)), JsCode.MessageExceedsMaximum, String(reason(1)));
+    assert(isPayloadTooLarge(reason(1)));
+    assert(isTimeout(reason(2)), String(reason(2)));
     sink.unsubscribe();
 
     // close() settles what is still waiting

@@ -115,7 +115,7 @@ Deno.test("replicator - CloudEvent, submission and metric arrive with contract s
   }
 });
 
-Deno.test("replicator - a message with no stream is dropped after maxAttempts and does not block", async () => {
+Deno.test("replicator - a message with no stream is parked after maxAttempts and does not block", async () => {
   await using srv = await startNatsServer();
   const nc = await connect({ servers: srv.url });
   try {
@@ -130,6 +130,7 @@ Deno.test("replicator - a message with no stream is dropped after maxAttempts an
       maxAttempts: 3,
       ackTimeoutMs: 1000,
       backoff: { minMs: 10, maxMs: 20 },
+      messageBackoff: { minMs: 10, maxMs: 20 },
     });
     const enc = new TextEncoder();
     spool.append({
@@ -150,6 +151,11 @@ Deno.test("replicator - a message with no stream is dropped after maxAttempts an
     assertEquals(st.parked, 1);
     assert(st.failures >= 2, `failed rounds before parking: ${st.failures}`);
     assertEquals(await streamIds(nc, "MR_EVENTS"), [id]);
+    // parked, not deleted
+    const dl = spool.deadLetters();
+    assertEquals(dl.map((d) => [d.id, d.reason, d.count]), [
+      ["01JAAAAAAAAAAAAAAAAAAAAAAA", "no_stream", 3],
+    ]);
     await rep.stop();
     spool.close();
   } finally {

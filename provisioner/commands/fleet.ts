@@ -13,6 +13,7 @@ import { saasConnect } from "../connect.ts";
 import { UsageError } from "../../src/cli/errors.ts";
 import { isId } from "../../src/util/ids.ts";
 import { parseDuration } from "../../src/util/duration.ts";
+import { isConsumerNotFound, isStreamNotFound } from "../../src/nats/errors.ts";
 import { createGovernorClient, type GovernorHolder } from "../../src/governor/mod.ts";
 
 /** The rollout of one agent across the fleet. */
@@ -112,7 +113,7 @@ export async function rolloutStatus(
       if (got === 0) break;
     }
   } catch (err) {
-    if (!/not found/i.test(String(err))) throw err;
+    if (!isStreamNotFound(err) && !isConsumerNotFound(err)) throw err;
   }
   return status;
 }

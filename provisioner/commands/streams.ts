@@ -16,6 +16,7 @@ import { ensureStreams } from "../streams.ts";
 import { CliError, UsageError } from "../../src/cli/errors.ts";
 import { parseDuration } from "../../src/util/duration.ts";
 import { out } from "../../src/cli/output.ts";
+import { isNoResponders, isTimeout } from "../../src/nats/errors.ts";
 
 const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -233,10 +234,10 @@ export function registerStreamCommands(program: Command): void {
           reply = await nc.request(`mr.${site}.${node}.cmd.${command}`, json ?? "", { timeout });
         } catch (err) {
           const msg = (err as Error).message;
-          if (/no responders/i.test(msg) || (err as Error).name === "NoRespondersError") {
+          if (isNoResponders(err)) {
             throw new CliError(`node ${site}.${node} is not connected (no responders)`);
           }
-          if (/timeout/i.test(msg)) {
+          if (isTimeout(err)) {
             throw new CliError(`no reply from ${site}.${node} within ${o.timeout}`);
           }
           throw new CliError(`request failed: ${msg}`);

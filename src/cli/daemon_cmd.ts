@@ -143,7 +143,9 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
       if (o.json) out(JSON.stringify(doc, null, 2));
       else {
         const nats = doc.nats as { connected?: boolean; server?: string } | undefined;
-        const spool = doc.spool as { depth?: number; dropped?: number } | undefined;
+        const spool = doc.spool as
+          | { depth?: number; dropped?: number; dead_letters?: number }
+          | undefined;
         out(
           [
             `status:  ${doc.status}${
@@ -151,7 +153,9 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
             }`,
             `node:    ${doc.site}.${doc.node} (${doc.customer}) pid ${doc.pid}, up ${doc.uptime_s}s`,
             `nats:    ${nats?.connected ? `connected to ${nats.server}` : "disconnected"}`,
-            `spool:   ${spool?.depth} unsent, ${spool?.dropped} dropped`,
+            `spool:   ${spool?.depth} unsent, ${spool?.dropped} dropped, ${
+              spool?.dead_letters ?? 0
+            } dead letters`,
           ].join("\n"),
         );
       }

@@ -13,6 +13,7 @@ import { registerPluginCommands } from "./plugin_cmd.ts";
 import { registerDaemonCommands } from "./daemon_cmd.ts";
 import { registerProvisionCommands } from "./provision_cmd.ts";
 import { registerFleetCommands } from "./fleet_cmd.ts";
+import { registerSpoolCommands } from "./spool_cmd.ts";
 
 /** Product version reported by `--version`, facts and events. */
 export const VERSION = "0.1.0";
@@ -62,6 +63,7 @@ export function buildCli(options: BuildCliOptions = {}): Cli {
   registerDaemonCommands(program, context);
   registerProvisionCommands(program, context);
   registerFleetCommands(program, context);
+  registerSpoolCommands(program, context);
   return { program, context };
 }
 

@@ -11,6 +11,7 @@
  * - `health.json`: the health document, rewritten every 2 s (`machine-room status`).
  * - `daemon.pid`: the running daemon's pid (a second daemon on the same dir is refused).
  * - `outbox/*.json`: submissions dropped by `machine-room submit`, imported into the spool.
+ * - `spool-requests/*.json`: `machine-room spool dead-letters` requests, answered here.
  *
  * @module
  */
@@ -30,6 +31,7 @@ import {
 } from "../nats/connect.ts";
 import { createReplicator, type Replicator } from "../replicator/mod.ts";
 import { openSpool, type Spool } from "../spool/mod.ts";
+import { serveSpoolRequests } from "../spool/requests.ts";
 import { parseDuration } from "../util/duration.ts";
 import { ulid } from "../util/ulid.ts";
 import type { CommandHandler, DaemonContext, DaemonModule } from "./types.ts";
@@ -60,12 +62,16 @@ export interface HealthDoc {
     oldest_unsent_age_ms: number | null;
     dropped: number;
     expired: number;
+    /** Messages parked in the dead-letter table (`machine-room spool dead-letters`). */
+    dead_letters: number;
+    dead_letters_dropped: number;
   };
   replicator: {
     sent: number;
     failures: number;
     duplicates: number;
     parked: number;
+    held: number;
     last_error: string | null;
     last_sent_at: string | null;
   };
@@ -237,7 +243,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       degrade(`oldest unsent message is ${Math.round(ss.oldestAgeMs / 1000)} s old`);
     }
     if (ss.dropped > 0) degrade(`${ss.dropped} spooled messages dropped (spool full)`);
-    if (rs.parked > 0) degrade(`${rs.parked} messages refused by JetStream`);
+    if (ss.deadLetters > 0) {
+      degrade(`${ss.deadLetters} messages refused by JetStream, parked as dead letters`);
+    }
     if (ss.bytes >= spoolCap * 0.9) {
       reasons.push("spool is over 90% of its cap");
       status = "unhealthy";
@@ -269,12 +277,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         oldest_unsent_age_ms: ss.oldestAgeMs,
         dropped: ss.dropped,
         expired: ss.expired,
+        dead_letters: ss.deadLetters,
+        dead_letters_dropped: ss.deadLettersDropped,
       },
       replicator: {
         sent: rs.sent,
         failures: rs.failures,
         duplicates: rs.duplicates,
         parked: rs.parked,
+        held: rs.held,
         last_error: rs.lastError ?? null,
         last_sent_at: rs.lastSentAt ? new Date(rs.lastSentAt).toISOString() : null,
       },
@@ -405,6 +416,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     );
   timers.push(setInterval(() => writeHealth(health()), options.healthFileIntervalMs ?? 2000));
   timers.push(setInterval(importDrops, 1000));
+  // `machine-room spool dead-letters` while the daemon holds the spool
+  let answering = false;
+  timers.push(setInterval(() => {
+    if (answering) return;
+    answering = true;
+    serveSpoolRequests(stateDir, spool, log).finally(() => answering = false);
+  }, 250));
   await writeHealth(health());
   importDrops(); // a large backlog of dropped submissions must not delay the start
   log.info("daemon started", { modules: started.map((m) => m.name) });

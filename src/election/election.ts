@@ -17,6 +17,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "../log/logger.ts";
+import { isWrongLastSequence } from "../nats/errors.ts";
 
 /** The election bucket (created by `mr-saas init` with the site's TTL). */
 export const ELECTION_BUCKET = "MR_ELECTION";
@@ -270,7 +271,7 @@ export function createElection(o: ElectionOptions): Election {
       return schedule(jitter(ttlMs * 0.75 - (Date.now() - base), 0.1));
     } catch (err) {
       const msg = (err as Error).message;
-      if (!/wrong last sequence|exists/i.test(msg)) {
+      if (!isWrongLastSequence(err)) {
         lastError = `campaign failed: ${msg}`;
         log.debug("campaign failed", { error: msg });
       } else lastError = null;

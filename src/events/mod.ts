@@ -14,7 +14,7 @@
  * @module
  */
 import type { Outbox, OutboxEventOptions } from "../daemon/types.ts";
-import type { Spool, SpoolInput } from "../spool/mod.ts";
+import { type Spool, SpoolFullError, type SpoolInput } from "../spool/mod.ts";
 import { ulid as defaultUlid } from "../util/ulid.ts";
 
 const TOKEN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -197,8 +197,11 @@ export function createOutbox(opts: OutboxOptions): Outbox {
     const batch = queue;
     queue = [];
     try {
-      spool.appendMany(batch.map((b) => b.msg));
-      for (const b of batch) b.resolve();
+      const refused = new Set(spool.appendMany(batch.map((b) => b.msg)).refused);
+      for (const b of batch) {
+        if (refused.has(b.msg.id)) b.reject(new SpoolFullError(b.msg.id, b.msg.priority));
+        else b.resolve();
+      }
     } catch {
       // isolate the failing message(s): retry one by one
       for (const b of batch) {

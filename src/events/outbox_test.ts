@@ -8,7 +8,7 @@ Deno.test("outbox - events of one tick share a transaction; each promise resolve
   const appendMany = spool.appendMany.bind(spool);
   spool.appendMany = (m) => {
     commits++;
-    appendMany(m);
+    return appendMany(m);
   };
   const outbox = createOutbox({ spool, config: { customer: "c", site: "s", node: "n" } });
   const ids = await Promise.all(

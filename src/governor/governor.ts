@@ -12,7 +12,6 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import {
   DiscardPolicy,
   jetstream,
-  JetStreamApiError,
   type JetStreamManager,
   jetstreamManager,
   RetentionPolicy,
@@ -20,6 +19,16 @@ import {
 } from "@nats-io/jetstream";
 import { isId } from "../util/ids.ts";
 import { jittered } from "../util/backoff.ts";
+import {
+  hasJsCode,
+  isJetStreamNotEnabled,
+  isNoMessageFound,
+  isNoResponders,
+  isStreamFull,
+  isStreamNameInUse,
+  isStreamNotFound,
+  JsCode,
+} from "../nats/errors.ts";
 
 const NS_PER_MS = 1_000_000;
 
@@ -115,18 +124,9 @@ export function validateGovernorName(name: string): void {
   }
 }
 
-function isCode(err: unknown, ...codes: number[]): boolean {
-  return err instanceof JetStreamApiError && codes.includes(err.apiError().err_code ?? -1);
-}
-
-function isStreamNotFound(err: unknown): boolean {
-  return isCode(err, 10059) || /stream not found/i.test(String((err as Error)?.message));
-}
-
-/** "maximum messages exceeded" (10077) and friends: the governor is full. */
+/** "maximum messages exceeded" (store failed, 10077) and friends: the governor is full. */
 function isFull(err: unknown): boolean {
-  return isCode(err, 10077, 10047, 10054) ||
-    /maximum messages|maximum bytes|exceeded/i.test(String((err as Error)?.message));
+  return isStreamFull(err) || hasJsCode(err, JsCode.MessageExceedsMaximum);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -223,21 +223,13 @@ export function createGovernorClient(nc: NatsConnection): GovernorClient {
       return "created";
     } catch (err) {
       // Another node created it at the same moment.
-      if (/already in use|already exists/i.test(String((err as Error).message))) return "unchanged";
+      if (isStreamNameInUse(err)) return "unchanged";
       throw err;
     }
   };
 
-  const noStreamAnswers = (err: unknown): boolean => {
-    for (
-      let e = err as { message?: string; cause?: unknown } | undefined;
-      e;
-      e = e.cause as typeof e
-    ) {
-      if (/no responders|jetstream is not enabled/i.test(String(e.message))) return true;
-    }
-    return false;
-  };
+  const noStreamAnswers = (err: unknown): boolean =>
+    isNoResponders(err) || isJetStreamNotEnabled(err);
 
   const tryOnce = async (
     name: string,
@@ -311,8 +303,8 @@ export function createGovernorClient(nc: NatsConnection): GovernorClient {
       );
     } catch (err) {
       if (
-        isStreamNotFound(err) || isCode(err, 10037, 10057) ||
-        /not found|no message/i.test(String(err))
+        isStreamNotFound(err) || isNoMessageFound(err) ||
+        hasJsCode(err, JsCode.MessageDeleteFailed)
       ) {
         return false;
       }
@@ -340,7 +332,7 @@ export function createGovernorClient(nc: NatsConnection): GovernorClient {
           next_by_subj: governorSubject(name),
         });
       } catch (err) {
-        if (isCode(err, 10037) || /no message found|not found/i.test(String(err))) break;
+        if (isNoMessageFound(err) || isStreamNotFound(err)) break;
         throw err;
       }
       if (!sm) break;

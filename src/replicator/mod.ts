@@ -9,11 +9,15 @@
  *   each id once).
  * - Jittered exponential backoff after a failed round; `kick()` (call on reconnect)
  *   cancels the backoff. Appends wake an idle replicator (no polling).
- * - A message whose publish fails with a *permanent-looking* error (no stream for the
- *   subject = "no responders" / "jetstream is not enabled", permission violation, JetStream API rejection) is retried
- *   `maxAttempts` times (default 20, ~minutes with backoff) and then dropped from the spool
- *   with an `error` log line naming the id and subject, counted in `stats().parked`, so it
- *   cannot block the queue forever. Timeouts / disconnects are never counted.
+ * - A failed publish is classified (classify.ts, on nats.js error classes): a message the
+ *   server can never take (over `max_payload`, invalid subject) is parked at once in the
+ *   spool's dead-letter table; one it refuses for this message (no stream — confirmed by
+ *   asking `$JS.API.INFO` that JetStream itself answers —, permission, API rejection) is
+ *   held back with its own backoff and parked after `maxAttempts`. Held and parked
+ *   messages never stop the messages behind them. Timeouts, disconnects, "no responders"
+ *   while JetStream is down and a full stream are transient: the round backs off and
+ *   nothing is counted. Parked messages are never deleted here (`machine-room spool
+ *   dead-letters` lists, retries or purges them).
  *
  * @module
  */
@@ -21,8 +25,9 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { createLeanPublisher, type LeanPublisher } from "./publisher.ts";
 import type { Logger } from "../log/logger.ts";
-import type { Spool, SpoolMessage } from "../spool/mod.ts";
-import { jittered } from "../util/backoff.ts";
+import { backoffDelay, jittered } from "../util/backoff.ts";
+import type { DeadLetterReason, Spool, SpoolMessage } from "../spool/mod.ts";
+import { classifyPublishError, errorText } from "./classify.ts";
 
 /** Options for {@linkcode createReplicator}. */
 export interface ReplicatorOptions {
@@ -44,8 +49,12 @@ export interface ReplicatorOptions {
   ackTimeoutMs?: number;
   /** @default {{minMs: 250, maxMs: 30000}} */
   backoff?: { minMs: number; maxMs: number };
-  /** Permanent failures tolerated per message before it is dropped. @default {20} */
+  /** Counted failures of one message before it is parked. @default {5} */
   maxAttempts?: number;
+  /** Backoff of a held message between its attempts. @default {{minMs: 1000, maxMs: 60000}} */
+  messageBackoff?: { minMs: number; maxMs: number };
+  /** Clock. @default {Date.now} */
+  now?: () => number;
 }
 
 /** Replicator counters. */
@@ -55,8 +64,10 @@ export interface ReplicatorStats {
   lastError?: string;
   lastSentAt?: number;
   inFlight: number;
-  /** Messages dropped after `maxAttempts` permanent failures. */
+  /** Messages moved to the spool's dead-letter table by this replicator. */
   parked: number;
+  /** Messages held back after a failure of their own, waiting for their next attempt. */
+  held: number;
   /** Acks that JetStream marked as duplicates (re-sends after a crash or partial failure). */
   duplicates: number;
 }
@@ -73,16 +84,13 @@ export interface Replicator {
   kick(): void;
 }
 
-function isPermanent(err: unknown): boolean {
-  const name = (err as { name?: string })?.name ?? "";
-  const msg = String((err as { message?: string })?.message ?? err).toLowerCase();
-  if (name === "TimeoutError" || msg.includes("timeout")) return false;
-  if (msg.includes("closed") || msg.includes("disconnect") || msg.includes("draining")) {
-    return false;
-  }
-  return name === "NoRespondersError" || name === "PermissionViolationError" ||
-    name === "JetStreamApiError" || msg.includes("no responders") ||
-    msg.includes("permission") || msg.includes("jetstream is not enabled");
+interface Failing {
+  attempts: number;
+  firstSeen: number;
+  lastSeen: number;
+  nextAt: number;
+  reason: DeadLetterReason;
+  detail: string;
 }
 
 /** Creates a replicator; call `start()`. */
@@ -92,10 +100,20 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const ackTimeoutMs = options.ackTimeoutMs ?? 5000;
   const minMs = options.backoff?.minMs ?? 250;
   const maxMs = options.backoff?.maxMs ?? 30_000;
-  const maxAttempts = options.maxAttempts ?? 20;
+  const maxAttempts = options.maxAttempts ?? 5;
+  const msgMinMs = options.messageBackoff?.minMs ?? 1000;
+  const msgMaxMs = options.messageBackoff?.maxMs ?? 60_000;
+  const now = options.now ?? Date.now;
 
-  const s: ReplicatorStats = { sent: 0, failures: 0, inFlight: 0, parked: 0, duplicates: 0 };
-  const attempts = new Map<string, number>();
+  const s: ReplicatorStats = {
+    sent: 0,
+    failures: 0,
+    inFlight: 0,
+    parked: 0,
+    held: 0,
+    duplicates: 0,
+  };
+  const failing = new Map<string, Failing>();
   let running = false;
   let loop: Promise<void> | null = null;
   let wake: (() => void) | null = null;
@@ -150,6 +168,65 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     return lean;
   }
 
+  /** True when JetStream's API answers (so "no responders" means: no stream). */
+  async function jetStreamAnswers(js: JetStreamClient): Promise<boolean> {
+    const nc = options.nc?.();
+    try {
+      if (nc) {
+        const r = await nc.request("$JS.API.INFO", "", { timeout: Math.min(ackTimeoutMs, 2000) });
+        const body = JSON.parse(new TextDecoder().decode(r.data)) as { error?: unknown };
+        return !body.error;
+      }
+      await js.jetstreamManager(true);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  function park(m: SpoolMessage, f: Failing): void {
+    failing.delete(m.id);
+    if (!spool.park(m.id, { ...f, count: f.attempts })) return;
+    s.parked++;
+    logger.error("replicator: message parked in the dead-letter table", {
+      id: m.id,
+      subject: m.subject,
+      reason: f.reason,
+      attempts: f.attempts,
+      error: f.detail,
+    });
+  }
+
+  /** Records a failure of the message itself; parks it at `maxAttempts` (or at once). */
+  function fail(m: SpoolMessage, reason: DeadLetterReason, err: unknown, atOnce: boolean): void {
+    const t = now();
+    const f = failing.get(m.id) ??
+      { attempts: 0, firstSeen: t, lastSeen: t, nextAt: t, reason, detail: "" };
+    f.attempts++;
+    f.lastSeen = t;
+    f.reason = reason;
+    f.detail = errorText(err);
+    if (atOnce || f.attempts >= maxAttempts) return park(m, f);
+    f.nextAt = t + backoffDelay(f.attempts - 1, { minMs: msgMinMs, maxMs: msgMaxMs });
+    failing.set(m.id, f);
+  }
+
+  /** Ids of held messages not yet due, and when the first one is due. */
+  function heldBack(): { ids: Set<string>; dueIn: number | null } {
+    const t = now();
+    const ids = new Set<string>();
+    let due: number | null = null;
+    for (const [id, f] of failing) {
+      if (f.nextAt > t) {
+        ids.add(id);
+        due = due === null ? f.nextAt - t : Math.min(due, f.nextAt - t);
+      }
+    }
+    s.held = failing.size;
+    return { ids, dueIn: due };
+  }
+
+  /** Publishes a batch; false when a transient failure calls for a backoff of the round. */
   async function publishBatch(js: JetStreamClient, batch: SpoolMessage[]): Promise<boolean> {
     s.inFlight = batch.length;
     const fast = leanFor();
@@ -169,62 +246,58 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       }));
     s.inFlight = 0;
     const acked: string[] = [];
-    const parked: SpoolMessage[] = [];
-    let firstError: unknown = null;
+    let transient: unknown = null;
+    let jsUp: boolean | null = null;
+    let specific: unknown = null;
     for (let i = 0; i < batch.length; i++) {
       const r = results[i]!;
       const m = batch[i]!;
       if (r.status === "fulfilled") {
-        if (firstError === null) {
+        // after a transient failure only the acknowledged prefix is deleted: the rest is
+        // re-sent in order (JetStream answers the stored ones as duplicates)
+        if (transient === null) {
           acked.push(m.id);
-          attempts.delete(m.id);
+          failing.delete(m.id);
           if (r.value.duplicate) s.duplicates++;
         }
         continue;
       }
-      if (firstError === null) firstError = r.reason;
-      if (isPermanent(r.reason)) {
-        const n = (attempts.get(m.id) ?? 0) + 1;
-        attempts.set(m.id, n);
-        if (n >= maxAttempts && firstError === r.reason) {
-          // only the head of the failure can be dropped without breaking the prefix rule
-          parked.push(m);
-          firstError = null;
-          attempts.delete(m.id);
-        }
+      const v = classifyPublishError(r.reason);
+      if (v.kind === "ambiguous") {
+        jsUp ??= await jetStreamAnswers(js);
+        if (jsUp) {
+          fail(m, "no_stream", r.reason, false);
+          specific ??= r.reason;
+        } else transient ??= r.reason;
+      } else if (v.kind === "transient") transient ??= r.reason;
+      else if (transient === null) {
+        fail(m, v.reason, r.reason, v.kind === "park");
+        specific ??= r.reason;
       }
     }
-    if (parked.length) {
-      for (const m of parked) {
-        logger.error("replicator: dropping message after repeated permanent failures", {
-          id: m.id,
-          subject: m.subject,
-          attempts: maxAttempts,
-        });
-      }
-      s.parked += parked.length;
-    }
-    const toDelete = acked.concat(parked.map((m) => m.id));
-    if (toDelete.length) spool.ack(toDelete);
+    if (acked.length) spool.ack(acked);
     s.sent += acked.length;
     if (acked.length) s.lastSentAt = Date.now();
-    if (firstError !== null) {
+    s.held = failing.size;
+    const first = transient ?? specific;
+    if (first !== null) {
       s.failures++;
-      s.lastError = String((firstError as Error)?.message ?? firstError);
+      s.lastError = errorText(first);
+      // js.publish reports errors precisely (a publish-permission refusal is a timeout
+      // for the lean publisher)
       leanOk = false;
-      return false;
-    }
-    leanOk = true;
-    return true;
+    } else leanOk = true;
+    return transient === null;
   }
 
   async function run() {
     while (running) {
       const js = options.js();
       let batch: SpoolMessage[] = [];
+      const held = heldBack();
       if (js) {
         try {
-          batch = spool.next(batchSize);
+          batch = spool.next(batchSize, held.ids);
         } catch (e) {
           if (!running) break;
           s.lastError = String(e);
@@ -234,7 +307,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       if (!js || batch.length === 0) {
         checkDrained();
         if (!running) break;
-        await sleep(js ? null : Math.max(delayMs, minMs));
+        await sleep(js ? held.dueIn : Math.max(delayMs, minMs));
         continue;
       }
       let ok = false;

@@ -10,14 +10,17 @@
  * Every message carries `Nats-Msg-Id`, so JetStream's dedupe makes re-sends safe exactly
  * as with `js.publish`. The replies are parsed the same way: a PubAck, a JetStream API
  * error (`JetStreamApiError` with the server's description and `err_code`), or a 503
- * status (`NoRespondersError`: no stream on the subject). A message the server refused
+ * status (`errors.NoRespondersError`: no stream on the subject, or JetStream down) — the
+ * nats.js classes, so src/nats/errors.ts recognises them. A message the server refused
  * outright (publish permission) gets no reply and times out here; the replicator retries a
  * failed round through `js.publish`, which reports such errors precisely.
  *
  * @module
  */
+import { JetStreamApiError } from "@nats-io/jetstream";
 import {
   createInbox,
+  errors,
   headers as natsHeaders,
   type Msg,
   type NatsConnection,
@@ -45,8 +48,8 @@ export interface LeanPublisher {
 
 const dec = new TextDecoder();
 
-function named(name: string, message: string, extra: Record<string, unknown> = {}): Error {
-  return Object.assign(new Error(message), { name }, extra);
+function apiError(description: string, errCode: number, status = 400): Error {
+  return new JetStreamApiError({ code: status, err_code: errCode, description });
 }
 
 /** Turns a reply into a settled result. */
@@ -54,8 +57,8 @@ export function parseReply(m: Msg, subject: string): PromiseSettledResult<PubAck
   if (m.headers?.hasError || (m.data.length === 0 && m.headers?.code === 503)) {
     const code = m.headers?.code ?? 0;
     const reason = code === 503
-      ? named("NoRespondersError", `no responders: ${subject}`)
-      : named("JetStreamApiError", m.headers?.description || `status ${code}`, { code });
+      ? new errors.NoRespondersError(subject)
+      : apiError(m.headers?.description || `status ${code}`, 0, code);
     return { status: "rejected", reason };
   }
   let body: {
@@ -67,18 +70,20 @@ export function parseReply(m: Msg, subject: string): PromiseSettledResult<PubAck
   try {
     body = JSON.parse(dec.decode(m.data));
   } catch {
-    return { status: "rejected", reason: named("JetStreamApiError", "unparsable PubAck") };
+    return { status: "rejected", reason: apiError("unparsable PubAck", 0) };
   }
   if (body.error) {
     return {
       status: "rejected",
-      reason: named("JetStreamApiError", body.error.description ?? "JetStream error", {
-        code: body.error.err_code ?? body.error.code,
-      }),
+      reason: apiError(
+        body.error.description ?? "JetStream error",
+        body.error.err_code ?? 0,
+        body.error.code ?? 400,
+      ),
     };
   }
   if (typeof body.stream !== "string" || typeof body.seq !== "number") {
-    return { status: "rejected", reason: named("JetStreamApiError", "PubAck without stream/seq") };
+    return { status: "rejected", reason: apiError("PubAck without stream/seq", 0) };
   }
   return {
     status: "fulfilled",
@@ -122,7 +127,7 @@ export function createLeanPublisher(nc: NatsConnection, inboxPrefix = "_INBOX"):
         const done = () => {
           clearTimeout(timer);
           batches.delete(id);
-          const timeout = named("TimeoutError", `timeout waiting for PubAck (${timeoutMs} ms)`);
+          const timeout = new errors.TimeoutError();
           // (Array.from, not map: map skips the holes of unanswered messages)
           resolve(Array.from(results, (r) => r ?? { status: "rejected", reason: timeout }));
         };

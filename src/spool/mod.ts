@@ -8,12 +8,25 @@
  * corrupt the database). Set `synchronous: "FULL"` to fsync each commit.
  *
  * Overflow policy: when `maxBytes` would be exceeded, the lowest-priority (highest
- * number), oldest rows are dropped first and counted in `dropped`.
+ * number), oldest rows are dropped first and counted in `dropped`. A message only ever
+ * evicts rows of its own or a lower priority: when the rest of the spool is of higher
+ * priority (e.g. lifecycle events, priority 1, and an agent's submission, priority ≥ 2)
+ * the new message is refused instead ({@linkcode SpoolFullError}, also counted in
+ * `dropped`), so agent data never evicts lifecycle events.
+ *
+ * Dead letters: a message the server refuses for good (too large, invalid subject, no
+ * stream after several tries) is moved by the replicator to the `dead_letters` table
+ * ({@linkcode Spool.park}) with its reason, failure count and first/last failure time. It
+ * leaves the send queue (nothing behind it waits) but is not deleted: `machine-room spool
+ * dead-letters --retry` moves it back, `--purge` deletes it. Dead letters have their own
+ * cap ({@linkcode SpoolOptions.deadLetterMaxBytes}); beyond it the oldest are deleted and
+ * counted in `deadLettersDropped`.
  *
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Logger } from "../log/logger.ts";
+import { openDeadLetters } from "./dead_letters.ts";
 
 /** One spooled message. */
 export interface SpoolMessage {
@@ -33,9 +46,60 @@ export interface SpoolStats {
   depth: number;
   bytes: number;
   oldestAgeMs: number | null;
+  /** Messages evicted or refused because the spool was full. */
   dropped: number;
   expired: number;
   byPriority: Record<number, number>;
+  /** Messages parked in the dead-letter table. */
+  deadLetters: number;
+  deadLetterBytes: number;
+  /** Dead letters deleted because the dead-letter table was over its cap. */
+  deadLettersDropped: number;
+}
+
+/** Why the replicator parked a message (see {@linkcode Spool.park}). */
+export type DeadLetterReason =
+  | "too_large"
+  | "invalid_subject"
+  | "no_stream"
+  | "permission"
+  | "rejected";
+
+/** A parked message (payload not included). */
+export interface DeadLetter {
+  id: string;
+  subject: string;
+  priority: number;
+  size: number;
+  reason: DeadLetterReason;
+  /** The last error, as text. */
+  detail: string;
+  /** Failed publishes before it was parked. */
+  count: number;
+  firstSeen: number;
+  lastSeen: number;
+  parkedAt: number;
+  createdAt: number;
+}
+
+/** What {@linkcode Spool.park} records. */
+export interface ParkInfo {
+  reason: DeadLetterReason;
+  detail: string;
+  count: number;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+/** A message refused because the rest of the spool is of higher priority. */
+export class SpoolFullError extends RangeError {
+  override name = "SpoolFullError";
+  constructor(readonly id: string, readonly priority: number, options?: ErrorOptions) {
+    super(
+      `spool full: message ${id} (priority ${priority}) refused; the spool holds only higher-priority messages`,
+      options,
+    );
+  }
 }
 
 /** Options for {@linkcode openSpool}. */
@@ -48,6 +112,8 @@ export interface SpoolOptions {
   synchronous?: "NORMAL" | "FULL";
   /** Hold the database lock for the lifetime of the handle (faster commits). @default {true} */
   exclusive?: boolean;
+  /** Cap of the dead-letter table (payload bytes). @default {maxBytes / 8} */
+  deadLetterMaxBytes?: number;
 }
 
 /** Input of {@linkcode Spool.append}. */
@@ -55,10 +121,13 @@ export type SpoolInput = Omit<SpoolMessage, "createdAt"> & { createdAt?: number 
 
 /** The durable spool. */
 export interface Spool {
-  /** Durable when it returns. Throws RangeError for a message larger than the cap. */
+  /**
+   * Durable when it returns. Throws RangeError for a message larger than the cap and
+   * {@linkcode SpoolFullError} when only higher-priority messages could make room.
+   */
   append(msg: SpoolInput): void;
-  /** Appends in one transaction. */
-  appendMany(msgs: SpoolInput[]): void;
+  /** Appends in one transaction; returns the ids refused with {@linkcode SpoolFullError}. */
+  appendMany(msgs: SpoolInput[]): { refused: string[] };
   /** Highest priority first, oldest first within a priority; purges expired rows. */
   next(limit: number, excludeIds?: ReadonlySet<string>): SpoolMessage[];
   /** Deletes acknowledged rows. */
@@ -66,6 +135,17 @@ export interface Spool {
   stats(): SpoolStats;
   /** Number of rows, O(1) (kept in memory). */
   depth(): number;
+  /** Moves a queued message to the dead-letter table; false when it is not queued. */
+  park(id: string, info: ParkInfo): boolean;
+  /** Dead letters, oldest parked first. */
+  deadLetters(limit?: number): DeadLetter[];
+  /**
+   * Moves dead letters (all when `ids` is omitted) back to the queue; an expired one gets
+   * `retryTtlMs` more. Returns how many moved.
+   */
+  retryDeadLetters(ids?: string[], retryTtlMs?: number): number;
+  /** Deletes dead letters (all when `ids` is omitted); returns how many. */
+  purgeDeadLetters(ids?: string[]): number;
   /** Called after every append; returns an unsubscribe function. */
   onAppend(listener: () => void): () => void;
   close(): void;
@@ -137,7 +217,7 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
     "SELECT seq, id, subject, payload, headers, priority, created_at, expires_at FROM messages ORDER BY priority ASC, seq ASC LIMIT ?",
   );
   const selectVictims = db.prepare(
-    "SELECT seq, size FROM messages ORDER BY priority DESC, seq ASC LIMIT 256",
+    "SELECT seq, size FROM messages WHERE priority >= ? ORDER BY priority DESC, seq ASC LIMIT 256",
   );
   const deleteSeq = db.prepare("DELETE FROM messages WHERE seq = ?");
   // one statement per acknowledged batch (ids as a JSON array): no per-row JS↔SQLite call
@@ -178,11 +258,12 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
     }
   }
 
-  function makeRoom(need: number): { n: number; freed: number } {
+  // evicts rows of `priority` or lower (numerically >=) only; stops when none is left
+  function makeRoom(need: number, priority: number): { n: number; freed: number } {
     let n = 0;
     let freed = 0;
     while (bytes - freed + need > maxBytes) {
-      const victims = selectVictims.all() as { seq: number; size: number }[];
+      const victims = selectVictims.all(priority) as { seq: number; size: number }[];
       if (victims.length === 0) break;
       for (const v of victims) {
         if (bytes - freed + need <= maxBytes) break;
@@ -197,7 +278,7 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
 
   function insertOne(
     m: SpoolInput,
-  ): { added: number; bytes: number; dropped: number; freed: number } {
+  ): { added: number; bytes: number; dropped: number; freed: number; refused: boolean } {
     if (!Number.isInteger(m.priority) || m.priority < 0 || m.priority > 4) {
       throw new RangeError(`spool: priority must be an integer 0..4, got ${m.priority}`);
     }
@@ -210,11 +291,16 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
     let droppedNow = 0;
     let freed = 0;
     if (bytes + size > maxBytes) {
-      const r = makeRoom(size);
+      const r = makeRoom(size, m.priority);
       droppedNow = r.n;
       freed = r.freed;
       bytes -= freed;
       depth -= droppedNow;
+      if (bytes + size > maxBytes) {
+        // only higher-priority rows are left: refuse this one rather than evict them
+        bump.run(1, "dropped");
+        return { added: 0, bytes: 0, dropped: droppedNow + 1, freed, refused: true };
+      }
     }
     const res = insert.run(
       m.id,
@@ -231,7 +317,7 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
       bytes += size;
       depth += 1;
     }
-    return { added, bytes: size, dropped: droppedNow, freed };
+    return { added, bytes: size, dropped: droppedNow, freed, refused: false };
   }
 
   function notify() {
@@ -244,14 +330,19 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
     }
   }
 
-  function appendMany(msgs: SpoolInput[]): void {
+  function appendMany(msgs: SpoolInput[]): { refused: string[] } {
     if (closed) throw new Error("spool: closed");
-    if (msgs.length === 0) return;
+    const refused: string[] = [];
+    if (msgs.length === 0) return { refused };
     const savedDepth = depth, savedBytes = bytes;
     let d = 0;
     try {
       tx(() => {
-        for (const m of msgs) d += insertOne(m).dropped;
+        for (const m of msgs) {
+          const r = insertOne(m);
+          d += r.dropped;
+          if (r.refused) refused.push(m.id);
+        }
       });
     } catch (e) {
       depth = savedDepth;
@@ -264,9 +355,11 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
         dropped: d,
         total_dropped: dropped,
         max_bytes: maxBytes,
+        ...(refused.length ? { refused: refused.length } : {}),
       });
     }
     notify();
+    return { refused };
   }
 
   function purgeExpired(): void {
@@ -297,9 +390,11 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
     return m;
   }
 
+  const dead = openDeadLetters(db, tx, now, options.deadLetterMaxBytes ?? maxBytes / 8);
+
   return {
     append(msg) {
-      appendMany([msg]);
+      if (appendMany([msg]).refused.length) throw new SpoolFullError(msg.id, msg.priority);
     },
     appendMany,
     next(limit, excludeIds) {
@@ -335,7 +430,39 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
         const o = oldest.get() as { t: number } | undefined;
         if (o) oldestAgeMs = Math.max(0, now() - Number(o.t));
       }
-      return { depth, bytes, oldestAgeMs, dropped, expired, byPriority };
+      return {
+        depth,
+        bytes,
+        oldestAgeMs,
+        dropped,
+        expired,
+        byPriority,
+        deadLetters: dead.count(),
+        deadLetterBytes: dead.bytes(),
+        deadLettersDropped: dead.dropped(),
+      };
+    },
+    park(id, info) {
+      if (closed) return false;
+      const size = dead.park(id, info);
+      if (size === null) return false;
+      depth -= 1;
+      bytes -= size;
+      return true;
+    },
+    deadLetters(limit = 1000) {
+      return closed ? [] : dead.list(limit);
+    },
+    retryDeadLetters(ids, retryTtlMs = 3600_000) {
+      if (closed) return 0;
+      const r = dead.retry(ids, now() + retryTtlMs);
+      depth += r.n;
+      bytes += r.bytes;
+      if (r.n) notify();
+      return r.n;
+    },
+    purgeDeadLetters(ids) {
+      return closed ? 0 : dead.purge(ids);
     },
     depth() {
       return depth;
