@@ -56,6 +56,8 @@ async function node(url: string, dir: string, name: string): Promise<FakeNode> {
     natsNow: () => nc,
     facts: () => ({}),
     onFacts: () => () => {},
+    refreshFacts: () => Promise.resolve(),
+    applySettings: () => {},
     signal: ac.signal,
     module: <T>(n: string) => mods.get(n) as T | undefined,
   } as DaemonContext;

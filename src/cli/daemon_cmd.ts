@@ -77,7 +77,8 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
     .option("--config <file>", "node config JSON (default: <state-dir>/config.json)")
     .option("--state-dir <dir>", "state directory (overrides the config's state_dir)")
     .option("--token <file>", "provisioning JWT file: enrol first when no valid config exists")
-    .action(async (o: ConfigFlags & { token?: string }) => {
+    .option("--policy <file>", "local policy JSON (default: <state-dir>/policy.json if present)")
+    .action(async (o: ConfigFlags & { token?: string; policy?: string }) => {
       // a socket reset nobody listens for must not end a daemon (see guard.ts)
       installNetworkErrorGuard(ctx.logger);
       let configPath = o.config;
@@ -95,6 +96,7 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
         modules: defaultModules({
           config,
           builtinAgents,
+          ...(o.policy ? { policyPath: resolve(o.policy) } : {}),
           ...(configPath ? { configPath: resolve(configPath) } : {}),
         }),
       });

@@ -14,6 +14,7 @@ import { registerDaemonCommands } from "./daemon_cmd.ts";
 import { registerProvisionCommands } from "./provision_cmd.ts";
 import { registerFleetCommands } from "./fleet_cmd.ts";
 import { registerSpoolCommands } from "./spool_cmd.ts";
+import { registerAgentsCommands } from "./agents_cmd.ts";
 
 /** Product version reported by `--version`, facts and events. */
 export const VERSION = "0.1.0";
@@ -64,6 +65,7 @@ export function buildCli(options: BuildCliOptions = {}): Cli {
   registerProvisionCommands(program, context);
   registerFleetCommands(program, context);
   registerSpoolCommands(program, context);
+  registerAgentsCommands(program);
   return { program, context };
 }
 

@@ -75,6 +75,8 @@ export interface HealthDoc {
     last_error: string | null;
     last_sent_at: string | null;
   };
+  /** The heartbeat and facts intervals in force (config, or the signed spec's `settings`). */
+  settings: { facts_interval: string; heartbeat_interval: string };
   agents: unknown;
   memory: { rss: number; heap_used: number };
   modules: Record<string, unknown>;
@@ -180,6 +182,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       version,
       startedAt,
     });
+    for (const m of modules) {
+      try {
+        Object.assign(f, m.facts?.() ?? {});
+      } catch (err) {
+        log.error("module facts failed", { module: m.name, error: (err as Error).message });
+      }
+    }
     facts = f;
     const t = Date.now();
     try {
@@ -203,6 +212,47 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     }
   };
 
+  // heartbeat and facts timers: the config's intervals, overridden live by the signed
+  // spec's `settings` (applySettings)
+  let settingsTimers: ReturnType<typeof setInterval>[] = [];
+  let effectiveSettings = { ...config.settings };
+  let factsRunning = false;
+  let timersStarted = false;
+  const startSettingsTimers = () => {
+    timersStarted = true;
+    settingsTimers.forEach(clearInterval);
+    settingsTimers = [
+      setInterval(() => {
+        const h = health();
+        outbox.event("lifecycle", "alive", {
+          status: h.status,
+          uptime_s: h.uptime_s,
+          spool_depth: h.spool.depth,
+          rss: h.memory.rss,
+        }, { priority: 2 }).catch((err) => log.warn("cannot spool alive", { error: String(err) }));
+      }, parseDuration(effectiveSettings.heartbeat_interval)),
+      setInterval(() => {
+        if (factsRunning) return;
+        factsRunning = true;
+        refreshFacts().catch((err) => log.error("facts failed", { error: String(err) }))
+          .finally(() => factsRunning = false);
+      }, parseDuration(effectiveSettings.facts_interval)),
+    ];
+  };
+  const applySettings: DaemonContext["applySettings"] = (s) => {
+    const next = {
+      facts_interval: s.facts_interval ?? config.settings.facts_interval,
+      heartbeat_interval: s.heartbeat_interval ?? config.settings.heartbeat_interval,
+    };
+    if (
+      next.facts_interval === effectiveSettings.facts_interval &&
+      next.heartbeat_interval === effectiveSettings.heartbeat_interval
+    ) return;
+    effectiveSettings = next;
+    log.info("settings applied", next);
+    if (timersStarted && !abort.signal.aborted) startSettingsTimers();
+  };
+
   const context: DaemonContext = {
     config,
     logger: log,
@@ -214,6 +264,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       factListeners.add(listener);
       return () => factListeners.delete(listener);
     },
+    refreshFacts: () => refreshFacts(),
+    applySettings: (settings) => applySettings(settings),
     signal: abort.signal,
     module<T extends DaemonModule>(name: string) {
       return byName.get(name) as T | undefined;
@@ -289,6 +341,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         last_error: rs.lastError ?? null,
         last_sent_at: rs.lastSentAt ? new Date(rs.lastSentAt).toISOString() : null,
       },
+      settings: { ...effectiveSettings },
       agents: mods["agents"] ?? null,
       memory: { rss: mem.rss, heap_used: mem.heapUsed },
       modules: mods,
@@ -390,25 +443,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     }
   }
 
-  const heartbeatMs = parseDuration(config.settings.heartbeat_interval);
-  const factsMs = parseDuration(config.settings.facts_interval);
   const timers: ReturnType<typeof setInterval>[] = [];
-  timers.push(setInterval(() => {
-    const h = health();
-    outbox.event("lifecycle", "alive", {
-      status: h.status,
-      uptime_s: h.uptime_s,
-      spool_depth: h.spool.depth,
-      rss: h.memory.rss,
-    }, { priority: 2 }).catch((err) => log.warn("cannot spool alive", { error: String(err) }));
-  }, heartbeatMs));
-  let factsRunning = false;
-  timers.push(setInterval(() => {
-    if (factsRunning) return;
-    factsRunning = true;
-    refreshFacts().catch((err) => log.error("facts failed", { error: String(err) }))
-      .finally(() => factsRunning = false);
-  }, factsMs));
+  startSettingsTimers();
   const healthFile = join(stateDir, "health.json");
   const writeHealth = (doc: HealthDoc) =>
     atomicWrite(healthFile, JSON.stringify(doc) + "\n", { mode: 0o644 }).catch((err) =>
@@ -436,6 +472,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     stopping = (async () => {
       log.info("daemon stopping", { reason });
       timers.forEach(clearInterval);
+      settingsTimers.forEach(clearInterval);
       abort.abort();
       for (const m of [...started].reverse()) {
         await Promise.race([

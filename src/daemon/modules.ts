@@ -17,6 +17,8 @@ export interface ModuleFactoryOptions {
   config: NodeConfig;
   /** Compiled-in agents (`builtin:<name>` sources), from `buildCli({agents})`. */
   builtinAgents?: Record<string, () => Promise<Uint8Array>>;
+  /** `run --policy F`: the host owner's local policy file (default `<state_dir>/policy.json`). */
+  policyPath?: string;
   /** The path of the config file (renewal rewrites it), if any. */
   configPath?: string;
 }
@@ -31,7 +33,12 @@ export const MODULE_FACTORIES: ModuleFactory[] = [
   (o) => createElectionModule(o.config),
   () => createGovernorModule(),
   // [slot: agents] (issue 4)
-  (o) => createAgentManager(o.config),
+  (o) =>
+    createAgentManager({
+      config: o.config,
+      ...(o.builtinAgents ? { builtinAgents: o.builtinAgents } : {}),
+      ...(o.policyPath ? { policyPath: o.policyPath } : {}),
+    }),
   // [slot: renewal] (issue 5)
   (o) => createRenewalModule(o.config),
 ];

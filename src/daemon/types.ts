@@ -75,6 +75,15 @@ export interface DaemonContext {
   facts(): Record<string, unknown>;
   /** Subscribe to facts refreshes; returns an unsubscribe function. */
   onFacts(listener: (facts: Record<string, unknown>) => void): () => void;
+  /** Collects facts now (and notifies the listeners). */
+  refreshFacts(): Promise<void>;
+  /**
+   * Applies the signed spec's `settings` live (heartbeat and facts intervals); absent fields
+   * fall back to the node config's.
+   */
+  applySettings(
+    settings: { facts_interval?: string | undefined; heartbeat_interval?: string | undefined },
+  ): void;
   /** Aborted when the daemon stops. */
   readonly signal: AbortSignal;
   /** Another module by name (e.g. the agent manager asks `election` whether this node leads). */
@@ -90,6 +99,8 @@ export interface DaemonModule {
   stop(): Promise<void>;
   /** A section merged into the health document under `name`. */
   health?(): Record<string, unknown>;
+  /** Fields merged into the facts document (e.g. `policy: {sha256}`). */
+  facts?(): Record<string, unknown>;
   /** `cmd.<command>` handlers this module answers. */
   commands?(): Record<string, CommandHandler>;
 }

@@ -75,14 +75,34 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, {
   message: "Expected 64 lowercase hex digits",
 });
 
+/**
+ * A staged rollout: swap only while holding a slot of `governor` (at most `capacity` nodes
+ * at once). Each node records its outcome in KV `MR_ROLLOUT`; once `max_failures` nodes
+ * (a count, or `"N%"` of the nodes that reported on the agent) failed on a hash, nodes
+ * still waiting do not take it, and with `auto_rollback` the failed nodes go back to the
+ * previous hash.
+ */
+export const rolloutSchema = z.strictObject({
+  governor: idSchema,
+  capacity: z.number().int().positive(),
+  max_failures: z.union([
+    z.number().int().positive(),
+    z.string().regex(/^([1-9][0-9]?|100)%$/, { message: 'Expected a count or "N%" (1-100)' }),
+  ]).optional(),
+  auto_rollback: z.boolean().default(false),
+});
+/** A parsed rollout block. */
+export type Rollout = z.infer<typeof rolloutSchema>;
+
 /** One agent in the spec. */
 export const agentSpecSchema = z.strictObject({
   name: idSchema,
   wasm: z.strictObject({
     sha256: sha256Hex,
     size: z.number().int().positive(),
-    url: z.string().regex(/^(s3|https?):\/\//, {
-      message: "Expected an s3://, https:// or http:// URL",
+    /** Where to download it, or `builtin:<name>` for an agent compiled into the binary. */
+    url: z.string().regex(/^((s3|https?):\/\/|builtin:[a-z0-9][a-z0-9_-]{0,62}$)/, {
+      message: "Expected an s3://, https:// or http:// URL or builtin:<name>",
     }),
   }),
   config: z.unknown().optional(),
@@ -94,7 +114,7 @@ export const agentSpecSchema = z.strictObject({
   limits: limitsSchema.default(limitsSchema.parse({})),
   match: matchSchema.optional(),
   leader_only: z.boolean().default(false),
-  rollout: z.strictObject({ governor: idSchema, capacity: z.number().int().positive() }).optional(),
+  rollout: rolloutSchema.optional(),
 });
 /** A parsed agent spec. */
 export type AgentSpec = z.infer<typeof agentSpecSchema>;
@@ -115,6 +135,11 @@ export const specSchema = z.strictObject({
       seen.add(a.name);
     });
   }),
+  /**
+   * Agents removed at this key (`mr-saas unpublish`): a node key's list also hides the
+   * site key's agent of that name on that node.
+   */
+  removed: z.array(idSchema).optional(),
   settings: z.strictObject({
     facts_interval: durationSchema.optional(),
     heartbeat_interval: durationSchema.optional(),

@@ -5,12 +5,14 @@
  * is valid and its version is greater than the last applied one for that key (no
  * rollbacks). Every refusal emits `io.machineroom.desired.v1.rejected` and the last good
  * state stays in force. Deletes are ignored (unsigned): remove agents by publishing a new
- * version without them.
+ * version without them (`mr-saas unpublish`).
  *
  * The last good envelopes are cached in `<state_dir>/desired/state.json`, so a node that
  * restarts offline runs its agents at once.
  *
- * The effective spec: the site key's agents, overridden agent by agent by the node key's.
+ * The effective spec: the site key's agents, overridden agent by agent by the node key's;
+ * names in the node key's `removed` list hide the site key's agent of that name. Its
+ * `settings` are the site key's, field by field overridden by the node key's.
  *
  * @module
  */
@@ -18,7 +20,7 @@ import { Kvm } from "@nats-io/kv";
 import { join } from "node:path";
 import type { DaemonContext } from "../daemon/types.ts";
 import { EnvelopeError, openEnvelope } from "./envelope.ts";
-import type { AgentSpec } from "./spec.ts";
+import type { AgentSpec, Spec } from "./spec.ts";
 import { jittered } from "../util/backoff.ts";
 import { atomicWrite } from "../util/atomic_write.ts";
 
@@ -28,6 +30,18 @@ interface Applied {
   /** The envelope as stored (JSON text). */
   envelope: string;
   agents: AgentSpec[];
+  removed: string[];
+  settings: Spec["settings"];
+  signer: string;
+}
+
+/** Where an agent of the effective spec comes from. */
+export interface AgentOrigin {
+  /** The KV key (`site.<site>` or `node.<site>.<node>`). */
+  key: string;
+  version: number;
+  /** The signer's public key. */
+  signer: string;
 }
 
 /** The effective desired state handed to the agent manager. */
@@ -36,6 +50,12 @@ export interface EffectiveSpec {
   /** Versions per key, e.g. `{"site.s1": 3, "node.s1.n1": 1}`. */
   versions: Record<string, number>;
   source: "cache" | "kv";
+  /** Per agent: the key, version and signer it comes from. */
+  origins: Record<string, AgentOrigin>;
+  /** Agents the node key removed (`mr-saas unpublish --node`) or a key no longer names. */
+  removed: string[];
+  /** The spec's `settings` (the node key's fields over the site key's). */
+  settings: NonNullable<Spec["settings"]>;
 }
 
 /** A running watcher. */
@@ -70,11 +90,46 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
 
   const compute = (source: EffectiveSpec["source"]): EffectiveSpec => {
     const byName = new Map<string, AgentSpec>();
-    for (const k of keys) for (const a of applied[k]?.agents ?? []) byName.set(a.name, a);
+    const origins: Record<string, AgentOrigin> = {};
+    const removed = new Set<string>();
+    let settings: NonNullable<Spec["settings"]> = {};
+    for (const k of keys) {
+      const a = applied[k];
+      if (!a) continue;
+      for (const r of a.removed) {
+        removed.add(r);
+        byName.delete(r);
+        delete origins[r];
+      }
+      for (const spec of a.agents) {
+        byName.set(spec.name, spec);
+        origins[spec.name] = { key: k, version: a.version, signer: a.signer };
+        removed.delete(spec.name);
+      }
+      settings = { ...settings, ...a.settings };
+    }
     const versions: Record<string, number> = {};
     for (const k of keys) if (applied[k]) versions[k] = applied[k]!.version;
-    return { agents: [...byName.values()], versions, source };
+    return {
+      agents: [...byName.values()],
+      versions,
+      source,
+      origins,
+      removed: [...removed],
+      settings,
+    };
   };
+  const appliedOf = (
+    opened: { spec: Spec; key: string },
+    envelope: string,
+  ): Applied => ({
+    version: opened.spec.version,
+    envelope,
+    agents: opened.spec.agents,
+    removed: opened.spec.removed ?? [],
+    settings: opened.spec.settings,
+    signer: opened.key,
+  });
 
   const persist = async () => {
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
@@ -108,11 +163,7 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
       if (!c) continue;
       try {
         const opened = openEnvelope(c.envelope, config.trust.spec_keys);
-        applied[k] = {
-          version: opened.spec.version,
-          envelope: c.envelope,
-          agents: opened.spec.agents,
-        };
+        applied[k] = appliedOf(opened, c.envelope);
       } catch (err) {
         log.warn("cached desired state no longer valid", { key: k, error: (err as Error).message });
       }
@@ -145,7 +196,7 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
       );
       return;
     }
-    applied[key] = { version: opened.spec.version, envelope: text, agents: opened.spec.agents };
+    applied[key] = appliedOf(opened, text);
     try {
       await persist();
     } catch (err) {

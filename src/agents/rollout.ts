@@ -1,0 +1,144 @@
+/**
+ * Rollouts that stop themselves. Every node records its outcome for each hash of a
+ * `rollout` agent it takes in KV bucket `MR_ROLLOUT`, key `<site>.<node>.<agent>`:
+ * `{version, sha256, previous_sha256, state: started|healthy|failed, code, ts}`. Before a
+ * node takes a new hash it reads its site's records for the agent; once `max_failures`
+ * nodes failed on that hash the rollout has halted and the node keeps what it runs.
+ *
+ * A node writes only its own key (`<site>.<node>.>`, permission added by provisioning) and
+ * reads its site's. `max_failures: "N%"` counts against the nodes that have any record for
+ * the agent (every node records its first start), rounded up, at least 1.
+ *
+ * @module
+ */
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { AgentSpec, Rollout } from "../desired/spec.ts";
+import type { Logger } from "../log/logger.ts";
+
+/** The KV bucket of rollout outcomes. */
+export const ROLLOUT_BUCKET = "MR_ROLLOUT";
+
+/** A node's outcome for one hash of one agent. */
+export type RolloutState = "started" | "healthy" | "failed";
+
+/** The value at `<site>.<node>.<agent>`. */
+export interface RolloutRecord {
+  version: number | null;
+  sha256: string;
+  previous_sha256: string | null;
+  state: RolloutState;
+  code: string | null;
+  ts: string;
+}
+
+/** What the supervisor asks of rollouts. */
+export interface RolloutGate {
+  /** True when the rollout of `spec`'s hash has halted (too many nodes failed on it). */
+  halted(spec: AgentSpec): Promise<boolean>;
+  /** Records this node's outcome (no-op for specs without `rollout`). */
+  record(
+    spec: AgentSpec,
+    previousSha: string | null,
+    state: RolloutState,
+    code?: string,
+  ): Promise<void>;
+}
+
+/** How many failed nodes halt a rollout among `nodes` reporting ones. */
+export function failureLimit(max: Rollout["max_failures"], nodes: number): number {
+  if (max === undefined) return Infinity;
+  if (typeof max === "number") return max;
+  const pct = Number(max.slice(0, -1));
+  return Math.max(1, Math.ceil((pct / 100) * nodes));
+}
+
+/** Pure: has the rollout of `sha256` halted, given every node's record for the agent? */
+export function rolloutHalted(
+  records: readonly RolloutRecord[],
+  sha256: string,
+  max: Rollout["max_failures"],
+): { halted: boolean; failed: number; limit: number } {
+  const failed = records.filter((r) => r.sha256 === sha256 && r.state === "failed").length;
+  const limit = failureLimit(max, records.length);
+  return { halted: failed >= limit, failed, limit };
+}
+
+/** Options of {@linkcode createKvRolloutGate}. */
+export interface KvRolloutGateOptions {
+  site: string;
+  node: string;
+  /** The live connection, or `null` while disconnected. */
+  nats(): NatsConnection | null;
+  now(): number;
+  /** The desired-state version to record. */
+  version(): number | null;
+  logger: Logger;
+}
+
+/** A {@linkcode RolloutGate} on KV `MR_ROLLOUT`. Without NATS or the bucket it never halts. */
+export function createKvRolloutGate(o: KvRolloutGateOptions): RolloutGate {
+  const open = async () => {
+    const nc = o.nats();
+    if (!nc) return null;
+    return await new Kvm(nc).open(ROLLOUT_BUCKET);
+  };
+  const dec = new TextDecoder();
+  return {
+    async halted(spec) {
+      if (!spec.rollout?.max_failures) return false;
+      try {
+        const kv = await open();
+        if (!kv) return false;
+        const records: RolloutRecord[] = [];
+        const keys: string[] = [];
+        for await (const k of await kv.keys(`${o.site}.*.${spec.name}`)) keys.push(k);
+        for (const k of keys) {
+          const e = await kv.get(k);
+          if (!e || e.operation !== "PUT") continue;
+          try {
+            records.push(JSON.parse(dec.decode(e.value)) as RolloutRecord);
+          } catch { /* not ours */ }
+        }
+        const r = rolloutHalted(records, spec.wasm.sha256, spec.rollout.max_failures);
+        if (r.halted) {
+          o.logger.warn("rollout halted: not taking the new version", {
+            agent: spec.name,
+            sha256: spec.wasm.sha256,
+            failed: r.failed,
+            limit: r.limit,
+          });
+        }
+        return r.halted;
+      } catch (err) {
+        o.logger.warn("cannot read rollout outcomes", {
+          agent: spec.name,
+          error: (err as Error).message,
+        });
+        return false;
+      }
+    },
+    async record(spec, previousSha, state, code) {
+      if (!spec.rollout) return;
+      const rec: RolloutRecord = {
+        version: o.version(),
+        sha256: spec.wasm.sha256,
+        previous_sha256: previousSha,
+        state,
+        code: code ?? null,
+        ts: new Date(o.now()).toISOString(),
+      };
+      try {
+        const kv = await open();
+        if (!kv) return;
+        await kv.put(`${o.site}.${o.node}.${spec.name}`, JSON.stringify(rec));
+      } catch (err) {
+        o.logger.warn("cannot record rollout outcome", {
+          agent: spec.name,
+          state,
+          error: (err as Error).message,
+        });
+      }
+    },
+  };
+}
