@@ -10,6 +10,7 @@
  * | `MR_METRICS` | `mr.*.*.metrics` | 7 days, 5 GiB |
  * | KV `MR_DESIRED` | keys `site.<site>`, `node.<site>.<node>` | history 10 |
  * | KV `MR_ELECTION` | key `site.<site>` | TTL = election TTL (60 s) |
+ * | KV `MR_ROLLOUT` | keys `<site>.<node>.<agent>` (rollout outcomes) | history 5 |
  *
  * Every stream has a duplicate window of 2 minutes (`Nats-Msg-Id` de-duplication).
  *
@@ -123,6 +124,7 @@ export async function ensureStreams(
   const buckets: [string, Record<string, unknown>][] = [
     ["MR_DESIRED", { history: o.desiredHistory ?? 10 }],
     ["MR_ELECTION", { history: 1, ttl: o.electionTtlMs ?? 60_000 }],
+    ["MR_ROLLOUT", { history: 5 }],
   ];
   for (const [name, opts] of buckets) {
     let existed = true;
