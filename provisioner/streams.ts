@@ -122,7 +122,8 @@ export async function ensureStreams(
   }
   const kvm = new Kvm(nc);
   const buckets: [string, Record<string, unknown>][] = [
-    ["MR_DESIRED", { history: o.desiredHistory ?? 10 }],
+    // direct gets: a node reads its own keys with the per-key DIRECT.GET subject
+    ["MR_DESIRED", { history: o.desiredHistory ?? 10, allow_direct: true }],
     ["MR_ELECTION", { history: 1, ttl: o.electionTtlMs ?? 60_000 }],
     ["MR_ROLLOUT", { history: 5 }],
   ];
@@ -142,6 +143,13 @@ export async function ensureStreams(
       } as Parameters<Kvm["create"]>[1],
     );
     result[name] = existed ? "unchanged" : "created";
+    if ("allow_direct" in opts) {
+      const si = await jsm.streams.info(`KV_${name}`);
+      if (!si.config.allow_direct) {
+        await jsm.streams.update(`KV_${name}`, { ...si.config, allow_direct: true });
+        result[name] = "updated";
+      }
+    }
   }
   return result;
 }

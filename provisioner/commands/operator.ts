@@ -5,6 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
+import { serveMediators } from "../mediators.ts";
 import { join } from "node:path";
 import {
   addAccount,
@@ -178,7 +179,8 @@ export function registerOperatorCommands(program: Command): void {
     .description("run the provisioner (POST /v1/enroll, /v1/renew)")
     .option("--listen <host:port>", "listen address", "127.0.0.1:8470")
     .option("--webhook <url>", "vendor webhook deciding on each enrolment")
-    .action(async (o: { listen: string; webhook?: string }, cmd: Command) => {
+    .option("--no-mediator", "do not run the governor mediator for the customer accounts")
+    .action(async (o: { listen: string; webhook?: string; mediator: boolean }, cmd: Command) => {
       const [hostname, port] = o.listen.split(":");
       const srv = await serveProvisioner({
         home: home(cmd),
@@ -187,8 +189,26 @@ export function registerOperatorCommands(program: Command): void {
         ...(o.webhook ? { webhook: o.webhook } : {}),
         ...(server(cmd) ? { servers: [server(cmd)!] } : {}),
       });
-      console.error(JSON.stringify({ msg: "provisioner listening", port: srv.addr.port }));
+      // releases and creation of governors for nodes (docs/fleet.md "Governors")
+      const mediators = o.mediator
+        ? await serveMediators(home(cmd), {
+          ...(server(cmd) ? { servers: [server(cmd)!] } : {}),
+          onError: (customer, err) =>
+            console.error(JSON.stringify({
+              level: "warn",
+              msg: "governor mediator not started",
+              customer,
+              error: String(err),
+            })),
+        })
+        : null;
+      console.error(JSON.stringify({
+        msg: "provisioner listening",
+        port: srv.addr.port,
+        mediators: mediators?.customers() ?? [],
+      }));
       await srv.finished;
+      await mediators?.stop();
     });
 
   program.command("node")

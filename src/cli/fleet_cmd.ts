@@ -9,9 +9,15 @@ import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/trans
 import type { CliContext } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
 import { loadConfig } from "../config/schema.ts";
-import { connectNode } from "../nats/connect.ts";
+import { connectNode, nodeInboxPrefix } from "../nats/connect.ts";
 import { parseDuration } from "../util/duration.ts";
-import { createGovernorClient, validateGovernorName } from "../governor/mod.ts";
+import {
+  createGovernorClient,
+  type GovernorHolderId,
+  validateGovernorName,
+} from "../governor/mod.ts";
+import { parseCredsText } from "../provision/renewal.ts";
+import { isId } from "../util/ids.ts";
 import { brokerConfig } from "../election/site_broker.ts";
 
 interface ConnFlags {
@@ -31,25 +37,63 @@ function seconds(flag: string, v: string): number {
   }
 }
 
-async function connectFor(o: ConnFlags): Promise<{ nc: NatsConnection; owner: string }> {
+interface Connected {
+  nc: NatsConnection;
+  owner: string;
+  holder: GovernorHolderId;
+}
+
+/** `<site>.<node>` from a provisioned user JWT's name (the provisioner sets it). */
+function holderFromCreds(creds: Uint8Array): GovernorHolderId | null {
+  try {
+    const { jwt } = parseCredsText(new TextDecoder().decode(creds));
+    const b = jwt.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/");
+    const name = String(JSON.parse(atob(b)).name ?? "");
+    const [site, node, ...rest] = name.split(".");
+    return site && node && !rest.length && isId(site) && isId(node) ? { site, node } : null;
+  } catch {
+    return null;
+  }
+}
+
+function parseHolder(v: string): GovernorHolderId {
+  const [site, node, ...rest] = v.split(".");
+  if (!site || !node || rest.length || !isId(site) || !isId(node)) {
+    throw new UsageError(`--holder must be <site>.<node>, got "${v}"`);
+  }
+  return { site, node };
+}
+
+async function connectFor(o: ConnFlags & { holder?: string }): Promise<Connected> {
   const host = Deno.hostname();
   if (o.server) {
     let authenticator;
+    let creds: Uint8Array | null = null;
     if (o.creds) {
       try {
-        authenticator = credsAuthenticator(await Deno.readFile(o.creds));
+        creds = await Deno.readFile(o.creds);
+        authenticator = credsAuthenticator(creds);
       } catch (err) {
         throw new UsageError(`Cannot read --creds "${o.creds}": ${(err as Error).message}`);
       }
     }
+    // a node's own creds name it; otherwise this process is its own holder
+    const holder = o.holder ? parseHolder(o.holder) : (creds && holderFromCreds(creds)) ?? {
+      site: "local",
+      node: `${
+        host.toLowerCase().replace(/[^a-z0-9_-]/g, "-").replace(/^[^a-z0-9]+/, "").slice(0, 40) ||
+        "host"
+      }-${Deno.pid}`,
+    };
     try {
       const nc = await connect({
         servers: o.server.split(","),
         name: "machine-room governor",
         timeout: 5_000,
+        inboxPrefix: nodeInboxPrefix(holder),
         ...(authenticator ? { authenticator } : {}),
       });
-      return { nc, owner: `${host}:${Deno.pid}` };
+      return { nc, owner: `${holder.site}.${holder.node}:${Deno.pid}`, holder };
     } catch (err) {
       throw new CliError(`Cannot connect to NATS "${o.server}": ${(err as Error).message}`);
     }
@@ -58,7 +102,11 @@ async function connectFor(o: ConnFlags): Promise<{ nc: NatsConnection; owner: st
   const config = await loadConfig(o.config);
   try {
     const nc = await connectNode(config, `machine-room governor ${config.site}.${config.node}`);
-    return { nc, owner: `${config.site}.${config.node}:${Deno.pid}` };
+    return {
+      nc,
+      owner: `${config.site}.${config.node}:${Deno.pid}`,
+      holder: { site: config.site, node: config.node },
+    };
   } catch (err) {
     throw new CliError(`Cannot connect to NATS: ${(err as Error).message}`, ExitCode.Runtime, {
       cause: err,
@@ -87,14 +135,24 @@ export function registerFleetCommands(program: Command, ctx: CliContext): void {
     .requiredOption("--capacity <n>", "slots of the governor (creates/resizes it)")
     .option("--timeout <s>", "how long to wait for a slot (seconds or a duration)", "300")
     .option("--lease <s>", "slot expiry if this process dies (seconds or a duration)", "10m")
-    .option("--owner <id>", "holder name recorded in the slot (default: <site>.<node>:<pid>)")
+    .option("--owner <id>", "owner recorded in the slot (default: <site>.<node>:<pid>)")
+    .option(
+      "--holder <site.node>",
+      "with --server: the holder (default: the creds' node, else local.<host>-<pid>)",
+    )
     .option("--config <file>", "node config JSON (NATS servers and creds)")
     .option("--server <url>", "NATS URL (instead of --config)")
     .option("--creds <file>", "NATS creds file (with --server)")
     .action(async (
       name: string,
       cmd: string[],
-      o: ConnFlags & { capacity: string; timeout: string; lease: string; owner?: string },
+      o: ConnFlags & {
+        capacity: string;
+        timeout: string;
+        lease: string;
+        owner?: string;
+        holder?: string;
+      },
     ) => {
       try {
         validateGovernorName(name);
@@ -110,10 +168,10 @@ export function registerFleetCommands(program: Command, ctx: CliContext): void {
       if (leaseMs < 1000) throw new UsageError(`--lease must be at least 1s, got "${o.lease}"`);
       if (cmd.length === 0) throw new UsageError("Missing the command to run after --");
       const log = ctx.logger.child({ component: "governor", governor: name });
-      const { nc, owner: defaultOwner } = await connectFor(o);
+      const { nc, owner: defaultOwner, holder } = await connectFor(o);
       const owner = o.owner ?? defaultOwner;
       try {
-        const gov = createGovernorClient(nc);
+        const gov = createGovernorClient(nc, { holder });
         const lease = await gov.acquire(name, { owner, capacity, leaseMs, timeoutMs });
         if (!lease) {
           throw new CliError(

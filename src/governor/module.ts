@@ -1,13 +1,16 @@
 /**
  * The daemon's `governor` module ({@linkcode GovernorModule}): agents (`mr_governor`) and
- * staged rollouts take fleet-wide slots through it. Emits `governor.v1.enter`, `exit` and
- * `timeout` events.
+ * staged rollouts take fleet-wide slots through it, as this node (`<site>.<node>`): a node
+ * holds at most one slot per governor, so two owners on one node take turns. Emits
+ * `governor.v1.enter`, `exit`, `timeout` and `evict` (the slot was gone before its lease
+ * ended: an operator evicted it) events.
  *
  * @module
  */
 import type { DaemonContext, GovernorModule } from "../daemon/types.ts";
 import type { Logger } from "../log/logger.ts";
-import { createGovernorClient, DEFAULT_LEASE_MS, type GovernorClient } from "./governor.ts";
+import { createGovernorClient, type GovernorClient } from "./governor.ts";
+import { DEFAULT_LEASE_MS } from "./wire.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 /** Options of {@linkcode createGovernorModule}. */
@@ -22,13 +25,16 @@ export function createGovernorModule(options: GovernorModuleOptions = {}): Gover
   let log: Logger | null = null;
   let client: { nc: NatsConnection; gov: GovernorClient } | null = null;
   /** Held slots by `name` then owner. */
-  const held = new Map<string, Map<string, { seq: number; since: number }>>();
-  const counters = { enter: 0, exit: 0, timeout: 0 };
+  const held = new Map<string, Map<string, { seq: number; since: number; expiresAt: number }>>();
+  const counters = { enter: 0, exit: 0, timeout: 0, evict: 0 };
 
   const gov = async (): Promise<GovernorClient> => {
     if (!ctx) throw new Error("Governor module is not started");
     const nc = await ctx.nats();
-    if (!client || client.nc !== nc) client = { nc, gov: createGovernorClient(nc) };
+    if (!client || client.nc !== nc) {
+      const holder = { site: ctx.config.site, node: ctx.config.node };
+      client = { nc, gov: createGovernorClient(nc, { holder }) };
+    }
     return client.gov;
   };
 
@@ -76,7 +82,7 @@ export function createGovernorModule(options: GovernorModuleOptions = {}): Gover
       }
       let owners = held.get(name);
       if (!owners) held.set(name, owners = new Map());
-      owners.set(o.owner, { seq: lease.seq, since: lease.acquiredAt });
+      owners.set(o.owner, { seq: lease.seq, since: lease.acquiredAt, expiresAt: lease.expiresAt });
       counters.enter++;
       log?.info("governor slot taken", { governor: name, owner: o.owner, seq: lease.seq });
       event("enter", {
@@ -91,7 +97,14 @@ export function createGovernorModule(options: GovernorModuleOptions = {}): Gover
       const h = held.get(name)?.get(owner);
       if (!h) return;
       held.get(name)?.delete(owner);
-      const released = await (await gov()).release({ name, seq: h.seq });
+      const r = await (await gov()).releaseDetailed({ name, seq: h.seq });
+      const released = r.released;
+      if (!r.released && r.reason === "gone" && Date.now() < h.expiresAt) {
+        counters.evict++;
+        log?.warn("governor slot was evicted", { governor: name, owner, seq: h.seq });
+        event("evict", { governor: name, owner, seq: h.seq, held_ms: Date.now() - h.since });
+        return;
+      }
       counters.exit++;
       log?.info("governor slot released", { governor: name, owner, seq: h.seq, released });
       event("exit", {
