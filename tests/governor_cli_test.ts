@@ -1,8 +1,11 @@
-import { connect } from "@nats-io/transport-node";
+// `machine-room governor run` and `mr-saas governor add|view` in the production topology:
+// operator mode, each run with a provisioned node's own credentials (half from its node
+// config, half with --server --creds), the mediator of `mr-saas serve` releasing slots.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { startNatsServer, tempDir } from "./helpers/nats_server.ts";
+import { tempDir } from "./helpers/nats_server.ts";
 import { waitFor } from "./helpers/daemon.ts";
+import { startOperatorFleet } from "./helpers/operator_fleet.ts";
 import { createGovernorClient } from "../src/governor/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -31,25 +34,16 @@ function maxOverlap(intervals: { enter: bigint; exit: bigint }[]): number {
 }
 
 Deno.test("governor run - 6 concurrent commands, capacity 2: never more than 2 inside", async () => {
-  await using srv = await startNatsServer();
+  await using fleet = await startOperatorFleet();
   await using dir = await tempDir();
   const log = join(dir.path, "overlaps.log");
   // Each CMD records its own enter and exit (ns clock) in the shared file.
   const script = `echo "enter $1 $(date +%s%N)" >> ${log}; sleep 0.4; ` +
     `echo "exit $1 $(date +%s%N)" >> ${log}; exit $2`;
-  // Half connect from a node config, half with --server.
-  const cfg = join(dir.path, "node.json");
-  await Deno.writeTextFile(
-    cfg,
-    JSON.stringify({
-      customer: "acme",
-      site: "plant",
-      node: "n1",
-      state_dir: dir.path,
-      nats: { servers: [srv.url] },
-    }),
+  const nodes = await Promise.all(
+    Array.from({ length: 6 }, (_, i) => fleet.provisionNode("plant", `n${i}`)),
   );
-  const procs = Array.from({ length: 6 }, (_, i) =>
+  const procs = nodes.map((n, i) =>
     governorRun(
       [
         "gate",
@@ -57,13 +51,13 @@ Deno.test("governor run - 6 concurrent commands, capacity 2: never more than 2 i
         "2",
         "--timeout",
         "60",
-        ...(i % 2 ? ["--config", cfg] : [
-          "--server",
-          srv.url,
-        ]),
+        ...(i % 2
+          ? ["--config", n.configPath]
+          : ["--server", fleet.server.url, "--creds", n.credsPath]),
       ],
       ["sh", "-c", script, "sh", `p${i}`, String(i === 5 ? 7 : 0)],
-    ));
+    )
+  );
   const outs = await Promise.all(procs.map((p) => p.output()));
   const dec = new TextDecoder();
   outs.forEach((o, i) =>
@@ -83,18 +77,20 @@ Deno.test("governor run - 6 concurrent commands, capacity 2: never more than 2 i
   const overlap = maxOverlap([...by.values()]);
   assert(overlap <= 2, `${overlap} commands ran at once`);
   assertEquals(overlap, 2, "both slots were used");
-  // Every slot was released: the governor is empty.
-  const nc = await connect({ servers: srv.url });
-  assertEquals((await createGovernorClient(nc).holders("gate")).length, 0);
-  await nc.close();
+  // Every slot was released (by the mediator): the governor is empty.
+  assertEquals((await createGovernorClient(fleet.admin).holders("gate")).length, 0);
 });
 
 Deno.test("governor run - timeout exits 1; a killed holder's slot frees after the lease", async () => {
-  await using srv = await startNatsServer();
+  await using fleet = await startOperatorFleet();
   await using dir = await tempDir();
+  const [n1, n2] = await Promise.all([
+    fleet.provisionNode("plant", "n1"),
+    fleet.provisionNode("plant", "n2"),
+  ]);
   const pidFile = join(dir.path, "cmd.pid");
   const holder = governorRun(
-    ["crash", "--capacity", "1", "--lease", "3s", "--server", srv.url],
+    ["crash", "--capacity", "1", "--lease", "3s", "--config", n1.configPath],
     ["sh", "-c", `echo $$ > ${pidFile}; exec sleep 60`],
   );
   let cmdPid = 0;
@@ -114,7 +110,7 @@ Deno.test("governor run - timeout exits 1; a killed holder's slot frees after th
     );
     // While held, another run gives up after its timeout with exit 1 and a clear message.
     const waiting = await governorRun(
-      ["crash", "--capacity", "1", "--lease", "3s", "--timeout", "1", "--server", srv.url],
+      ["crash", "--capacity", "1", "--lease", "3s", "--timeout", "1", "--config", n2.configPath],
       ["true"],
     ).output();
     assertEquals(waiting.code, 1);
@@ -126,7 +122,7 @@ Deno.test("governor run - timeout exits 1; a killed holder's slot frees after th
     holder.kill("SIGKILL");
     await holder.status;
     const after = await governorRun(
-      ["crash", "--capacity", "1", "--lease", "3s", "--timeout", "30", "--server", srv.url],
+      ["crash", "--capacity", "1", "--lease", "3s", "--timeout", "30", "--config", n2.configPath],
       ["sh", "-c", "echo ran"],
     ).output();
     assertEquals(after.code, 0, new TextDecoder().decode(after.stderr));
@@ -159,25 +155,38 @@ Deno.test("governor run - bad input exits 2 naming the problem", async () => {
 });
 
 Deno.test("mr-saas governor add/view - creates a governor and lists its holders", async () => {
-  await using srv = await startNatsServer();
+  await using fleet = await startOperatorFleet();
   const saas = (args: string[]) =>
     new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(ROOT, "provisioner/main.ts"), "--server", srv.url, ...args],
+      args: [
+        "run",
+        "-A",
+        join(ROOT, "provisioner/main.ts"),
+        "--server",
+        fleet.server.url,
+        "--creds",
+        fleet.adminCreds,
+        ...args,
+      ],
       stdout: "piped",
       stderr: "piped",
     }).output();
   const add = await saas(["governor", "add", "maint", "--capacity", "3", "--lease", "2m"]);
   assertEquals(add.code, 0, new TextDecoder().decode(add.stderr));
   assertStringIncludes(new TextDecoder().decode(add.stdout), "governor maint: created");
-  const nc = await connect({ servers: srv.url });
+  const nc = await (await fleet.provisionNode("plant", "n1")).connect();
   try {
-    const lease = await createGovernorClient(nc).acquire("maint", { owner: "plant.n1" });
+    const gov = createGovernorClient(nc, { holder: { site: "plant", node: "n1" } });
+    // a node cannot raise the vendor's capacity: the governor keeps 3
+    const lease = await gov.acquire("maint", { owner: "plant.n1", capacity: 50 });
     assert(lease);
     const view = await saas(["governor", "view", "maint", "--json"]);
     assertEquals(view.code, 0, new TextDecoder().decode(view.stderr));
     const v = JSON.parse(new TextDecoder().decode(view.stdout));
     assertEquals([v.capacity, v.leaseMs, v.held], [3, 120_000, 1]);
-    assertEquals(v.holders.map((h: { owner: string }) => h.owner), ["plant.n1"]);
+    assertEquals(v.holders.map((h: { owner: string; holder: string }) => [h.owner, h.holder]), [
+      ["plant.n1", "plant.n1"],
+    ]);
     const missing = await saas(["governor", "view", "nope"]);
     assertEquals(missing.code, 2);
     assertStringIncludes(
