@@ -8,7 +8,8 @@
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { join } from "node:path";
 import { type GovernorMediator, startGovernorMediator } from "../src/governor/mod.ts";
-import { accountRevoked, listAccounts, readHome } from "./operator.ts";
+import { accountRevoked, listAccounts } from "./operator.ts";
+import { readHome } from "./home.ts";
 
 /** Options of {@linkcode serveMediators}. */
 export interface ServeMediatorsOptions {

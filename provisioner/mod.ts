@@ -40,7 +40,13 @@ export { serveProvisioner } from "./service.ts";
 export { EnrollRequestSchema } from "./enroll.ts";
 export { RenewRequestSchema } from "./renew.ts";
 export { EnrollError } from "./errors.ts";
-export { nodePermissions } from "./permissions.ts";
+export {
+  NODE_PERMISSION_TABLE,
+  nodePermissions,
+  permissionTableMarkdown,
+  rowSubjects,
+} from "./permissions.ts";
+export { serveMediators } from "./mediators.ts";
 export { audit, verifyAudit } from "./audit.ts";
 export { DUPLICATE_WINDOW_MS, ensureStreams, streamConfigs } from "./streams.ts";
 export { listPublished, publishAgent, s3FromEnv } from "./publish.ts";
@@ -56,4 +62,12 @@ export type { RenewRequest } from "./renew.ts";
 export type { EnsureResult, EnsureStreamsOptions } from "./streams.ts";
 export type { PublishOptions, PublishResult, S3Access } from "./publish.ts";
 export type { RolloutStatus } from "./commands/fleet.ts";
+export type {
+  NodeJwtPermissions,
+  PermissionEffect,
+  PermissionKind,
+  PermissionRow,
+  PermissionSubjects,
+} from "./permissions.ts";
+export type { ServeMediatorsOptions } from "./mediators.ts";
 export type { SaasGlobalOptions } from "./options.ts";

@@ -12,7 +12,7 @@ import {
   nodePermissions,
   permissionTableMarkdown,
   rowSubjects,
-} from "../provisioner/permissions.ts";
+} from "../provisioner/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 

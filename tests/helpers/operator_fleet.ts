@@ -21,14 +21,15 @@ import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/trans
 import { join } from "node:path";
 import { type NatsServer, startNatsServer } from "./nats_server.ts";
 import { type RunningNode, startNode, type StartNodeOptions } from "./daemon.ts";
-import { ensureStreams, type EnsureStreamsOptions } from "../../provisioner/streams.ts";
 import {
   addAccount,
+  ensureStreams,
+  type EnsureStreamsOptions,
   initOperator,
   issueToken,
   operatorConfigLines,
   serveProvisioner,
-} from "../../provisioner/operator.ts";
+} from "../../provisioner/mod.ts";
 import { provision } from "../../src/provision/mod.ts";
 import { startGovernorMediator } from "../../src/governor/mod.ts";
 import type { NodeConfig } from "../../src/config/schema.ts";
