@@ -11,6 +11,7 @@ import { registerOperatorCommands } from "./commands/operator.ts";
 import { registerStreamCommands } from "./commands/streams.ts";
 import { registerPublishCommands } from "./commands/publish.ts";
 import { registerFleetCommands } from "./commands/fleet.ts";
+import { registerConsoleCommand } from "./commands/console.ts";
 
 export type { SaasGlobalOptions } from "./options.ts";
 
@@ -41,6 +42,7 @@ export function buildSaasCli(): Command {
   registerStreamCommands(program);
   registerPublishCommands(program);
   registerFleetCommands(program);
+  registerConsoleCommand(program);
   return program;
 }
 

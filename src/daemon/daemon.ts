@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { createHostSampler } from "../metrics/host.ts";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { join } from "node:path";
@@ -109,6 +110,20 @@ export interface Daemon {
 
 const enc = new TextEncoder();
 const DEFAULT_SPOOL_CAP = 256 * 1024 * 1024;
+/** The compact agent list a heartbeat carries (the console's fleet view reads it). */
+function aliveAgents(
+  agents: unknown,
+): { name: string; status: string; sha256: unknown; version: unknown }[] {
+  const list = (agents as { agents?: unknown } | null)?.agents;
+  if (!Array.isArray(list)) return [];
+  return list.slice(0, 100).map((a: Record<string, unknown>) => ({
+    name: String(a.name),
+    status: String(a.status),
+    sha256: a.sha256 ?? null,
+    version: a.version ?? null,
+  }));
+}
+
 /** Backlog age from which the node reports `degraded`. */
 const BACKLOG_DEGRADED_MS = 120_000;
 
@@ -218,6 +233,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let effectiveSettings = { ...config.settings };
   let factsRunning = false;
   let timersStarted = false;
+  const hostSample = createHostSampler();
   const startSettingsTimers = () => {
     timersStarted = true;
     settingsTimers.forEach(clearInterval);
@@ -229,7 +245,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           uptime_s: h.uptime_s,
           spool_depth: h.spool.depth,
           rss: h.memory.rss,
+          dead_letters: h.spool.dead_letters,
+          agents: aliveAgents(h.agents),
         }, { priority: 2 }).catch((err) => log.warn("cannot spool alive", { error: String(err) }));
+        for (const m of hostSample(h.spool.depth)) {
+          outbox.metric(m).catch((err) => log.warn("cannot spool metric", { error: String(err) }));
+        }
       }, parseDuration(effectiveSettings.heartbeat_interval)),
       setInterval(() => {
         if (factsRunning) return;
