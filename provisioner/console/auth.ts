@@ -87,6 +87,8 @@ export function createSessions(o: SessionOptions = {}): Sessions {
   const max = o.maxSessions ?? 1000;
   const loginToken = o.loginToken ?? randomToken();
   const sessions = new Map<string, Session>();
+  // ids of sessions that timed out, so a browser is told "expired" rather than "unknown"
+  const expired = new Set<string>();
   return {
     loginToken,
     login(token) {
@@ -101,10 +103,12 @@ export function createSessions(o: SessionOptions = {}): Sessions {
       const id = cookieValue(req, COOKIE);
       if (!id) return "missing";
       const s = sessions.get(id);
-      if (!s) return "unknown";
+      if (!s) return expired.has(id) ? "expired" : "unknown";
       const t = now();
       if (t - s.lastUsed > idleMs || t - s.created > maxAgeMs) {
         sessions.delete(id);
+        expired.add(id);
+        if (expired.size > max) expired.delete(expired.values().next().value!);
         return "expired";
       }
       s.lastUsed = t;

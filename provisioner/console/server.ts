@@ -117,12 +117,17 @@ const eventsQuery = z.object({
 }).strict();
 
 const target = z.object({ customer: id, site: id, node: id }).strict();
+const common = {
+  targets: z.array(target).min(1).max(500),
+  /** How long each target may take to answer. */
+  timeout_ms: z.number().int().min(100).max(30_000).optional(),
+};
 const actionBody = z.discriminatedUnion("action", [
-  z.object({ action: z.literal("ping"), targets: z.array(target).min(1).max(500) }).strict(),
-  z.object({ action: z.literal("health"), targets: z.array(target).min(1).max(500) }).strict(),
+  z.object({ action: z.literal("ping"), ...common }).strict(),
+  z.object({ action: z.literal("health"), ...common }).strict(),
   z.object({
     action: z.literal("invoke"),
-    targets: z.array(target).min(1).max(500),
+    ...common,
     agent: id,
     command: z.string().min(1).max(100),
     args: z.unknown().optional(),
@@ -368,10 +373,12 @@ export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Resp
     });
     const results = await Promise.all(a.targets.map((t) => {
       const nc = view.connection(t.customer)!;
+      const ms = a.timeout_ms ?? 5_000;
       if (a.action === "invoke") {
-        return sendCommand(nc, t, "invoke", { agent: a.agent, command: a.command, args: a.args ?? null });
+        const payload = { agent: a.agent, command: a.command, args: a.args ?? null };
+        return sendCommand(nc, t, "invoke", payload, ms);
       }
-      return sendCommand(nc, t, a.action, undefined);
+      return sendCommand(nc, t, a.action, undefined, ms);
     }));
     const summary: Record<string, number> = {};
     for (const x of results) summary[x.outcome] = (summary[x.outcome] ?? 0) + 1;
