@@ -31,7 +31,9 @@ async function rawGet(base: string, path: string, host: string): Promise<string>
   const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
   try {
     await conn.write(
-      new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+      new TextEncoder().encode(
+        `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      ),
     );
     const buf = new Uint8Array(4096);
     const n = await conn.read(buf);
@@ -134,7 +136,9 @@ Deno.test("console - hostile HTTP input is refused clearly and the console keeps
     r = await fetch(u("/api/node/acme/s1/n1/metrics?range=1y"), { headers: auth });
     assertEquals(r.status, 400);
     assertStringIncludes((await body(r)).error.message, "range");
-    const m = await body(await fetch(u("/api/node/acme/s1/n1/metrics?range=24h"), { headers: auth }));
+    const m = await body(
+      await fetch(u("/api/node/acme/s1/n1/metrics?range=24h"), { headers: auth }),
+    );
     assertEquals(m.series.length, 1);
     assert(m.series[0].t.length > 10, "24 h of 30 s samples, bucketed");
     r = await fetch(u("/node/acme/s1/ghost"), { headers: auth });
@@ -144,7 +148,10 @@ Deno.test("console - hostile HTTP input is refused clearly and the console keeps
     // actions: CSRF missing / wrong, oversized, malformed, out-of-schema
     const action = (b: string, headers: Record<string, string> = {}) =>
       fetch(u("/api/action"), { method: "POST", headers: { ...auth, ...headers }, body: b });
-    const ping = JSON.stringify({ action: "ping", targets: [{ customer: "acme", site: "s1", node: "n1" }] });
+    const ping = JSON.stringify({
+      action: "ping",
+      targets: [{ customer: "acme", site: "s1", node: "n1" }],
+    });
     r = await action(ping);
     assertEquals(r.status, 403);
     assertEquals((await body(r)).error.code, "csrf");
@@ -180,7 +187,11 @@ Deno.test("console - hostile HTTP input is refused clearly and the console keeps
         JSON.stringify({
           action: "ping",
           timeout_ms: 500,
-          targets: ["n1", "n2", "slow", "denier"].map((node) => ({ customer: "acme", site: "s1", node })),
+          targets: ["n1", "n2", "slow", "denier"].map((node) => ({
+            customer: "acme",
+            site: "s1",
+            node,
+          })),
         }),
         csrf,
       ),
@@ -206,7 +217,10 @@ Deno.test("console - hostile HTTP input is refused clearly and the console keeps
     assertEquals(r.status, 200);
     const text = await r.text();
     assertStringIncludes(text, 'mr_node_up{customer="acme",site="s1",node="n1"} 1');
-    assertStringIncludes(text, 'mr_node_health{customer="acme",site="s1",node="n1",status="healthy"} 1');
+    assertStringIncludes(
+      text,
+      'mr_node_health{customer="acme",site="s1",node="n1",status="healthy"} 1',
+    );
     assertStringIncludes(text, "mr_host_cpu_percent{");
     const pt = await promtool(text);
     assertEquals(pt.code, 0, pt.out);

@@ -42,80 +42,106 @@ export function registerConsoleCommand(program: Command): void {
     .description(
       "serve the fleet console (web UI + /metrics); prints a one-time login URL (--home: every customer)",
     )
-    .option("--listen <host:port>", "address to bind (loopback unless you say otherwise)", "127.0.0.1:8480")
+    .option(
+      "--listen <host:port>",
+      "address to bind (loopback unless you say otherwise)",
+      "127.0.0.1:8480",
+    )
     .option("--customer <name>", "customer name shown for --server/--creds", "default")
-    .option("--metrics-token-file <file>", "read the /metrics bearer token from this file (else random, printed)")
+    .option(
+      "--metrics-token-file <file>",
+      "read the /metrics bearer token from this file (else random, printed)",
+    )
     .option("--json", "print the URLs as JSON")
-    .action(async (o: { listen: string; customer: string; metricsTokenFile?: string; json?: boolean }, cmd: Command) => {
-      let root = cmd;
-      while (root.parent) root = root.parent;
-      const g = root.opts<SaasGlobalOptions>();
-      const { hostname, port } = parseListen(o.listen);
-      const connections = new Map<string, NatsConnection>();
-      let home: string | undefined;
-      if (g.home && !g.server) {
-        home = g.home;
-        const cfg = await readHome(home);
-        for (const { customer } of await listAccounts(home)) {
-          const creds = await Deno.readFile(join(home, "accounts", customer, "admin.creds"));
-          connections.set(customer, await connect({
-            servers: cfg.server.split(","),
-            name: `mr-console-${customer}`,
-            authenticator: credsAuthenticator(creds),
-            maxReconnectAttempts: -1,
-          }));
-        }
-        if (connections.size === 0) throw new UsageError(`no customer accounts in ${home}`);
-      } else {
-        if (!g.server) throw new UsageError("console needs --home D, or --server URL [--creds F]");
-        if (!isId(o.customer)) throw new UsageError(`--customer: invalid name "${o.customer}"`);
-        connections.set(o.customer, await connect({
-          servers: g.server.split(","),
-          name: "mr-console",
-          maxReconnectAttempts: -1,
-          ...(g.creds ? { authenticator: credsAuthenticator(await Deno.readFile(g.creds)) } : {}),
-        }));
-        if (g.home) home = g.home;
-      }
-      const metricsToken = o.metricsTokenFile
-        ? (await Deno.readTextFile(o.metricsTokenFile)).trim()
-        : undefined;
-      if (metricsToken !== undefined && metricsToken.length < 16) {
-        throw new UsageError("--metrics-token-file: the token must be at least 16 characters");
-      }
-      const c = await startConsole({
-        connections,
-        hostname,
-        port,
-        ...(metricsToken ? { metricsToken } : {}),
-        ...(home
-          ? {
-            audit: {
-              read: () => readAuditLog(home!),
-              append: (r: Record<string, unknown>) => audit(home!, r),
-            },
+    .action(
+      async (
+        o: { listen: string; customer: string; metricsTokenFile?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        let root = cmd;
+        while (root.parent) root = root.parent;
+        const g = root.opts<SaasGlobalOptions>();
+        const { hostname, port } = parseListen(o.listen);
+        const connections = new Map<string, NatsConnection>();
+        let home: string | undefined;
+        if (g.home && !g.server) {
+          home = g.home;
+          const cfg = await readHome(home);
+          for (const { customer } of await listAccounts(home)) {
+            const creds = await Deno.readFile(join(home, "accounts", customer, "admin.creds"));
+            connections.set(
+              customer,
+              await connect({
+                servers: cfg.server.split(","),
+                name: `mr-console-${customer}`,
+                authenticator: credsAuthenticator(creds),
+                maxReconnectAttempts: -1,
+              }),
+            );
           }
-          : {}),
-      });
-      if (o.json) {
-        console.log(JSON.stringify({
-          url: c.url,
-          login_url: c.loginUrl,
-          metrics_url: `${c.url}/metrics`,
-          ...(metricsToken ? {} : { metrics_token: c.metricsToken }),
-          customers: [...connections.keys()],
-        }));
-      } else {
-        console.log(`console: ${c.url} (${[...connections.keys()].join(", ")})`);
-        console.log(`log in:  ${c.loginUrl}`);
-        if (!metricsToken) console.log(`metrics: ${c.url}/metrics  (Authorization: Bearer ${c.metricsToken})`);
-      }
-      const stop = new Promise<void>((resolve) => {
-        Deno.addSignalListener("SIGINT", () => resolve());
-        Deno.addSignalListener("SIGTERM", () => resolve());
-      });
-      await stop;
-      await c.close();
-      for (const nc of connections.values()) await nc.close().catch(() => {});
-    });
+          if (connections.size === 0) throw new UsageError(`no customer accounts in ${home}`);
+        } else {
+          if (!g.server) {
+            throw new UsageError("console needs --home D, or --server URL [--creds F]");
+          }
+          if (!isId(o.customer)) throw new UsageError(`--customer: invalid name "${o.customer}"`);
+          connections.set(
+            o.customer,
+            await connect({
+              servers: g.server.split(","),
+              name: "mr-console",
+              maxReconnectAttempts: -1,
+              ...(g.creds
+                ? { authenticator: credsAuthenticator(await Deno.readFile(g.creds)) }
+                : {}),
+            }),
+          );
+          if (g.home) home = g.home;
+        }
+        const metricsToken = o.metricsTokenFile
+          ? (await Deno.readTextFile(o.metricsTokenFile)).trim()
+          : undefined;
+        if (metricsToken !== undefined && metricsToken.length < 16) {
+          throw new UsageError("--metrics-token-file: the token must be at least 16 characters");
+        }
+        const c = await startConsole({
+          connections,
+          hostname,
+          port,
+          ...(metricsToken ? { metricsToken } : {}),
+          ...(home
+            ? {
+              audit: {
+                read: () => readAuditLog(home!),
+                append: (r: Record<string, unknown>) => audit(home!, r),
+              },
+            }
+            : {}),
+        });
+        if (o.json) {
+          console.log(JSON.stringify({
+            url: c.url,
+            login_url: c.loginUrl,
+            metrics_url: `${c.url}/metrics`,
+            ...(metricsToken ? {} : { metrics_token: c.metricsToken }),
+            customers: [...connections.keys()],
+          }));
+        } else {
+          console.log(`console: ${c.url} (${[...connections.keys()].join(", ")})`);
+          console.log(`log in:  ${c.loginUrl}`);
+          if (!metricsToken) {
+            console.log(
+              `metrics: ${c.url}/metrics  (Authorization: Bearer ${c.metricsToken})`,
+            );
+          }
+        }
+        const stop = new Promise<void>((resolve) => {
+          Deno.addSignalListener("SIGINT", () => resolve());
+          Deno.addSignalListener("SIGTERM", () => resolve());
+        });
+        await stop;
+        await c.close();
+        for (const nc of connections.values()) await nc.close().catch(() => {});
+      },
+    );
 }

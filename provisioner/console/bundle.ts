@@ -37,7 +37,16 @@ export async function ensureBundle(o: { force?: boolean } = {}): Promise<Uint8Ar
   await Deno.mkdir(DIST, { recursive: true });
   const tmp = `${out}.${crypto.randomUUID()}.tmp`;
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform", "browser", "--minify", "-o", tmp, join(UI, "main.ts")],
+    args: [
+      "bundle",
+      "--quiet",
+      "--platform",
+      "browser",
+      "--minify",
+      "-o",
+      tmp,
+      join(UI, "main.ts"),
+    ],
     cwd: dirname(dirname(UI)),
     stdout: "piped",
     stderr: "piped",

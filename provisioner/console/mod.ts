@@ -82,7 +82,15 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
     audit: async () => (o.audit ? await o.audit.read() : null),
     async record(entry) {
       if (o.audit) return await o.audit.append(entry);
-      log(JSON.stringify({ ts: new Date().toISOString(), level: "info", msg: "console action", audit: true, ...entry }));
+      log(
+        JSON.stringify({
+          ts: new Date().toISOString(),
+          level: "info",
+          msg: "console action",
+          audit: true,
+          ...entry,
+        }),
+      );
     },
   });
   const server = Deno.serve({ hostname, port: o.port ?? 8480, onListen: () => {} }, handler);

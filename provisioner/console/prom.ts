@@ -68,22 +68,45 @@ export function renderMetrics(view: FleetView, rollouts: RolloutGauge[], now = D
   const rows: NodeRow[] = view.nodes();
   for (const n of rows) {
     const id = { customer: n.customer, site: n.site, node: n.node };
-    f.add("mr_node_up", "gauge", "1 when the node was seen recently, 0 when offline", id,
-      n.health === "offline" ? 0 : 1);
+    f.add(
+      "mr_node_up",
+      "gauge",
+      "1 when the node was seen recently, 0 when offline",
+      id,
+      n.health === "offline" ? 0 : 1,
+    );
     for (const h of HEALTHS) {
-      f.add("mr_node_health", "gauge", "The node's health (one series per status, 1 = current)",
-        { ...id, status: h }, n.health === h ? 1 : 0);
+      f.add("mr_node_health", "gauge", "The node's health (one series per status, 1 = current)", {
+        ...id,
+        status: h,
+      }, n.health === h ? 1 : 0);
     }
     if (n.lastSeen !== null) {
-      f.add("mr_node_last_seen_age_seconds", "gauge", "Seconds since the node was last heard from",
-        id, Math.max(0, (now - n.lastSeen) / 1000));
+      f.add(
+        "mr_node_last_seen_age_seconds",
+        "gauge",
+        "Seconds since the node was last heard from",
+        id,
+        Math.max(0, (now - n.lastSeen) / 1000),
+      );
     }
     if (n.spoolDepth !== null) {
-      f.add("mr_node_spool_depth", "gauge", "Messages waiting in the node's spool", id, n.spoolDepth);
+      f.add(
+        "mr_node_spool_depth",
+        "gauge",
+        "Messages waiting in the node's spool",
+        id,
+        n.spoolDepth,
+      );
     }
     if (n.deadLetters !== null) {
-      f.add("mr_node_dead_letters", "gauge", "Messages the server refused, parked on the node", id,
-        n.deadLetters);
+      f.add(
+        "mr_node_dead_letters",
+        "gauge",
+        "Messages the server refused, parked on the node",
+        id,
+        n.deadLetters,
+      );
     }
     const counts = new Map<string, number>();
     for (const a of n.agents) counts.set(a.status, (counts.get(a.status) ?? 0) + 1);
@@ -94,11 +117,21 @@ export function renderMetrics(view: FleetView, rollouts: RolloutGauge[], now = D
   }
   for (const r of rollouts) {
     const l = { customer: r.customer, agent: r.agent };
-    f.add("mr_rollout_nodes_updated", "gauge", "Nodes running the agent's desired version", l,
-      r.updated);
+    f.add(
+      "mr_rollout_nodes_updated",
+      "gauge",
+      "Nodes running the agent's desired version",
+      l,
+      r.updated,
+    );
     f.add("mr_rollout_nodes", "gauge", "Nodes reporting the agent", l, r.total);
-    f.add("mr_rollout_halted", "gauge", "1 when the rollout stopped itself after failures", l,
-      r.halted ? 1 : 0);
+    f.add(
+      "mr_rollout_halted",
+      "gauge",
+      "1 when the rollout stopped itself after failures",
+      l,
+      r.halted ? 1 : 0,
+    );
   }
   for (const s of view.samples()) {
     if (!NAME.test(s.name) || f.has(s.name) && s.name.startsWith("mr_node_")) continue;

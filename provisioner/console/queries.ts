@@ -88,7 +88,10 @@ export async function nodeMetrics(
   const from = now - RANGES[range];
   const points = o.points ?? 720;
   const bucketMs = Math.max(1_000, Math.ceil(RANGES[range] / points));
-  const acc = new Map<string, { name: string; labels: Record<string, string>; b: Map<number, [number, number]> }>();
+  const acc = new Map<
+    string,
+    { name: string; labels: Record<string, string>; b: Map<number, [number, number]> }
+  >();
   const r = await readRange(
     nc,
     "MR_METRICS",
@@ -99,7 +102,10 @@ export async function nodeMetrics(
     (data, t) => {
       const doc = JSON.parse(dec.decode(data)) as Record<string, unknown>;
       if (typeof doc.name !== "string" || typeof doc.value !== "number") return;
-      const labels = (doc.labels && typeof doc.labels === "object" ? doc.labels : {}) as Record<string, string>;
+      const labels = (doc.labels && typeof doc.labels === "object" ? doc.labels : {}) as Record<
+        string,
+        string
+      >;
       if (typeof doc.agent === "string") labels.agent = doc.agent;
       const key = doc.name + JSON.stringify(labels);
       let s = acc.get(key);
@@ -126,7 +132,9 @@ export async function nodeMetrics(
       }),
     });
   }
-  series.sort((a, b) => (a.name + JSON.stringify(a.labels)).localeCompare(b.name + JSON.stringify(b.labels)));
+  series.sort((a, b) =>
+    (a.name + JSON.stringify(a.labels)).localeCompare(b.name + JSON.stringify(b.labels))
+  );
   return { series, samples: r.count, truncated: r.truncated };
 }
 

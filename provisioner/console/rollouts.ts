@@ -38,20 +38,25 @@ export async function readRollouts(view: FleetView, customer: string): Promise<R
   const byAgent = new Map<string, RolloutView>();
   for (const e of desired) {
     for (const a of e.agents) {
-      const r = a.rollout as { governor?: string; capacity?: number; max_failures?: unknown } | undefined;
+      const r = a.rollout as
+        | { governor?: string; capacity?: number; max_failures?: unknown }
+        | undefined;
       if (!r?.governor || typeof a.name !== "string") continue;
       let v = byAgent.get(a.name);
       if (!v) {
-        byAgent.set(a.name, v = {
-          customer,
-          agent: a.name,
-          governor: r.governor,
-          capacity: r.capacity ?? null,
-          holders: [],
-          desired: {},
-          nodes: {},
-          halted: false,
-        });
+        byAgent.set(
+          a.name,
+          v = {
+            customer,
+            agent: a.name,
+            governor: r.governor,
+            capacity: r.capacity ?? null,
+            holders: [],
+            desired: {},
+            nodes: {},
+            halted: false,
+          },
+        );
       }
       v.desired[e.key] = {
         version: e.version ?? 0,

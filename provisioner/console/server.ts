@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import type { FleetView, NodeRow, ViewEvent } from "./view.ts";
-import { type Sessions, sameSecret } from "./auth.ts";
+import { sameSecret, type Sessions } from "./auth.ts";
 import { desiredState, nodeEvents, nodeMetrics, RANGES, sendCommand } from "./queries.ts";
 import { renderMetrics, type RolloutGauge } from "./prom.ts";
 import { INDEX_HTML, STYLE_CSS } from "./page.ts";
@@ -145,7 +145,14 @@ const HEALTH_ORDER = { unhealthy: 0, offline: 1, degraded: 2, unknown: 3, health
 
 /** Fleet rows after filter, search and sort; counts before filtering. */
 export function fleetPage(rows: NodeRow[], q: z.infer<typeof fleetQuery>) {
-  const counts = { total: rows.length, healthy: 0, degraded: 0, unhealthy: 0, offline: 0, unknown: 0 };
+  const counts = {
+    total: rows.length,
+    healthy: 0,
+    degraded: 0,
+    unhealthy: 0,
+    offline: 0,
+    unknown: 0,
+  };
   for (const r of rows) counts[r.health]++;
   let out = rows;
   if (q.customer) out = out.filter((r) => r.customer === q.customer);
@@ -153,8 +160,15 @@ export function fleetPage(rows: NodeRow[], q: z.infer<typeof fleetQuery>) {
   if (q.q) {
     const needle = q.q.toLowerCase();
     out = out.filter((r) =>
-      [r.customer, r.site, r.node, r.hostname ?? "", r.os ?? "", r.version ?? "",
-        ...r.agents.map((a) => a.name)].some((s) => s.toLowerCase().includes(needle))
+      [
+        r.customer,
+        r.site,
+        r.node,
+        r.hostname ?? "",
+        r.os ?? "",
+        r.version ?? "",
+        ...r.agents.map((a) => a.name),
+      ].some((s) => s.toLowerCase().includes(needle))
     );
   }
   const key = q.sort ?? "customer";
@@ -171,7 +185,8 @@ export function fleetPage(rows: NodeRow[], q: z.infer<typeof fleetQuery>) {
     const x = val(a);
     const y = val(b);
     const c = x < y ? -1 : x > y ? 1 : 0;
-    return c * sign || `${a.customer}/${a.site}/${a.node}`.localeCompare(`${b.customer}/${b.site}/${b.node}`);
+    return c * sign ||
+      `${a.customer}/${a.site}/${a.node}`.localeCompare(`${b.customer}/${b.site}/${b.node}`);
   });
   return { counts, nodes: out };
 }
@@ -215,7 +230,9 @@ function eventMatches(e: ViewEvent, f: z.infer<typeof eventsQuery>): boolean {
 const MAX_STREAMS = 64;
 
 /** Builds the request handler. */
-export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Response> {
+export function createHandler(
+  deps: ConsoleDeps,
+): (req: Request, info?: { completed?: Promise<void> }) => Promise<Response> {
   const { view, sessions } = deps;
   let streams = 0;
   let refusedInWindow = 0;
@@ -241,7 +258,7 @@ export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Resp
     return { customer: c, site: s, node: n, more };
   };
 
-  const sse = (req: Request, f: z.infer<typeof eventsQuery>): Response => {
+  const sse = (done: Promise<void>, f: z.infer<typeof eventsQuery>): Response => {
     if (streams >= MAX_STREAMS) return jsonError(503, "busy", "too many live tails open");
     streams++;
     const enc = new TextEncoder();
@@ -278,7 +295,7 @@ export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Resp
             ctrl.close();
           } catch { /* already closed */ }
         };
-        req.signal.addEventListener("abort", end);
+        done.finally(end);
         deps.shutdown.addEventListener("abort", end);
         ctrl.enqueue(enc.encode(`retry: 2000\n\n`));
       },
@@ -295,7 +312,12 @@ export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Resp
     });
   };
 
-  const api = async (req: Request, url: URL, session: { csrf: string }): Promise<Response> => {
+  const api = async (
+    req: Request,
+    url: URL,
+    session: { csrf: string },
+    done: Promise<void>,
+  ): Promise<Response> => {
     const p = url.pathname;
     if (p === "/api/session" && req.method === "GET") {
       return json({ csrf: session.csrf, customers: view.customers() });
@@ -319,7 +341,11 @@ export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Resp
       if (sub === "metrics") {
         const range = url.searchParams.get("range") ?? "1h";
         if (!Object.hasOwn(RANGES, range)) {
-          return jsonError(400, "bad_request", `range: must be one of ${Object.keys(RANGES).join(", ")}`);
+          return jsonError(
+            400,
+            "bad_request",
+            `range: must be one of ${Object.keys(RANGES).join(", ")}`,
+          );
         }
         return json(await nodeMetrics(nc, t.site, t.node, range as keyof typeof RANGES));
       }
@@ -338,7 +364,7 @@ export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Resp
     if (p === "/api/events/stream" && req.method === "GET") {
       const q = query(url, eventsQuery);
       if (q instanceof Response) return q;
-      return sse(req, q);
+      return sse(done, q);
     }
     if (p === "/api/audit" && req.method === "GET") {
       const a = await deps.audit();
@@ -385,7 +411,10 @@ export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Resp
     return json({ action: a.action, summary, results });
   };
 
-  return async (req: Request): Promise<Response> => {
+  return async (req: Request, info?: { completed?: Promise<void> }): Promise<Response> => {
+    // when the response is fully sent or the client went away (live tails end then)
+    const done = info?.completed ??
+      new Promise<void>((r) => req.signal.addEventListener("abort", () => r()));
     try {
       const url = new URL(req.url);
       if (deps.allowedHosts && !deps.allowedHosts.has(req.headers.get("host") ?? "")) {
@@ -432,7 +461,9 @@ export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Resp
       }
       if (p === "/login") {
         const s = sessions.login(url.searchParams.get("token") ?? "");
-        if (!s) return notice("Login refused", "This login link is not valid for this console.", 401);
+        if (!s) {
+          return notice("Login refused", "This login link is not valid for this console.", 401);
+        }
         const next = url.searchParams.get("next") ?? "/fleet";
         const safe = next.startsWith("/") && !next.startsWith("//") ? next : "/fleet";
         return new Response(null, {
@@ -446,7 +477,9 @@ export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Resp
           ? "Your session expired: open the login URL printed by `mr-saas console` again."
           : "Not logged in: open the login URL printed by `mr-saas console`.";
         if (req.method !== "GET") refuse(`no session (${s})`, p);
-        if (p.startsWith("/api/")) return jsonError(401, s === "expired" ? "session_expired" : "unauthorized", why);
+        if (p.startsWith("/api/")) {
+          return jsonError(401, s === "expired" ? "session_expired" : "unauthorized", why);
+        }
         return notice(s === "expired" ? "Session expired" : "Not logged in", why, 401);
       }
       if (req.method === "POST") {
@@ -461,7 +494,7 @@ export function createHandler(deps: ConsoleDeps): (req: Request) => Promise<Resp
         }
         return jsonError(404, "not_found", `no API POST ${p}`);
       }
-      if (p.startsWith("/api/")) return await api(req, url, s);
+      if (p.startsWith("/api/")) return await api(req, url, s, done);
       if (req.method !== "GET") return jsonError(405, "method", `${req.method} not allowed`);
       if (p === "/") return new Response(null, { status: 302, headers: { location: "/fleet" } });
       if (/^\/(fleet|agents|events|audit)\/?$/.test(p) || p.startsWith("/node/")) {

@@ -172,7 +172,13 @@ export function createFleetView(
     if (s.lastSeen === null || t > s.lastSeen) s.lastSeen = t;
   };
 
-  const foldEvent = (customer: string, site: string, node: string, ev: Record<string, unknown>, t: number) => {
+  const foldEvent = (
+    customer: string,
+    site: string,
+    node: string,
+    ev: Record<string, unknown>,
+    t: number,
+  ) => {
     const s = state(customer, site, node);
     if (!s) return;
     const type = String(ev.type ?? "");
@@ -280,12 +286,10 @@ export function createFleetView(
         try {
           const c = await jetstream(nc).consumers.get(stream, {
             filter_subjects: filter,
-            ...(sinceMs === undefined
-              ? { deliver_policy: DeliverPolicy.LastPerSubject }
-              : {
-                deliver_policy: DeliverPolicy.StartTime,
-                opt_start_time: new Date(now() - sinceMs).toISOString(),
-              }),
+            ...(sinceMs === undefined ? { deliver_policy: DeliverPolicy.LastPerSubject } : {
+              deliver_policy: DeliverPolicy.StartTime,
+              opt_start_time: new Date(now() - sinceMs).toISOString(),
+            }),
           });
           const info = await c.info(true);
           if (info.num_pending === 0) resolveReady();

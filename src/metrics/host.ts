@@ -41,7 +41,11 @@ export function createHostSampler(): (spoolDepth: number) => HostSample[] {
       const m = Deno.systemMemoryInfo();
       if (m.total > 0) {
         const used = 100 * (1 - m.available / m.total);
-        out.push({ name: "mr_host_memory_used_percent", value: Math.round(used * 10) / 10, kind: "gauge" });
+        out.push({
+          name: "mr_host_memory_used_percent",
+          value: Math.round(used * 10) / 10,
+          kind: "gauge",
+        });
       }
     } catch { /* not available */ }
     try {

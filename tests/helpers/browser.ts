@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
 
 /** Where Debian installs Chromium (`scripts/ensure-tools` installs it). */
 export const CHROMIUM = Deno.env.get("MR_CHROMIUM") ?? "/usr/bin/chromium";
@@ -27,7 +27,9 @@ export interface TestBrowser extends AsyncDisposable {
 }
 
 /** Launches Chromium with a fresh `--user-data-dir`. */
-export async function launchBrowser(o: { width?: number; height?: number } = {}): Promise<TestBrowser> {
+export async function launchBrowser(
+  o: { width?: number; height?: number } = {},
+): Promise<TestBrowser> {
   const profile = await Deno.makeTempDir({ prefix: "mr-chromium-" });
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,

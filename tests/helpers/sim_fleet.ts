@@ -40,11 +40,46 @@ export function simEvent(
 /** Facts like a Linux node's. */
 export function simFacts(customer: string, n: SimNode, i = 0): Record<string, unknown> {
   return {
-    identity: { customer, site: n.site, node: n.node, hostname: `${n.node}.example`, machine_id: null },
-    agent: { name: "machine-room", version: "0.1.0", deno: "2.9.6", pid: 1000 + i, started_at: new Date().toISOString() },
-    os: { platform: "linux", distro: "Debian GNU/Linux", release: "12", codename: "bookworm", kernel: "6.1.0", arch: "x64", hostname: `${n.node}.example` },
-    cpu: { manufacturer: "AMD", brand: "EPYC", cores: 2, physical_cores: 1, speed_ghz: 2.4, load: { "1m": 0.1, "5m": 0.1, "15m": 0.1 } },
-    memory: { total: 4e9, free: 2e9, used: 2e9, available: 2e9, used_percent: 50, swap_total: 0, swap_used: 0 },
+    identity: {
+      customer,
+      site: n.site,
+      node: n.node,
+      hostname: `${n.node}.example`,
+      machine_id: null,
+    },
+    agent: {
+      name: "machine-room",
+      version: "0.1.0",
+      deno: "2.9.6",
+      pid: 1000 + i,
+      started_at: new Date().toISOString(),
+    },
+    os: {
+      platform: "linux",
+      distro: "Debian GNU/Linux",
+      release: "12",
+      codename: "bookworm",
+      kernel: "6.1.0",
+      arch: "x64",
+      hostname: `${n.node}.example`,
+    },
+    cpu: {
+      manufacturer: "AMD",
+      brand: "EPYC",
+      cores: 2,
+      physical_cores: 1,
+      speed_ghz: 2.4,
+      load: { "1m": 0.1, "5m": 0.1, "15m": 0.1 },
+    },
+    memory: {
+      total: 4e9,
+      free: 2e9,
+      used: 2e9,
+      available: 2e9,
+      used_percent: 50,
+      swap_total: 0,
+      swap_used: 0,
+    },
   };
 }
 
@@ -58,20 +93,23 @@ export async function simulateNodes(
   const js = jetstream(nc);
   const c = o.concurrency ?? 256;
   for (let i = 0; i < nodes.length; i += c) {
-    await Promise.all(nodes.slice(i, i + c).flatMap((n, j) => [
-      js.publish(`mr.${n.site}.${n.node}.facts`, JSON.stringify(simFacts(customer, n, i + j))),
-      js.publish(
-        `mr.${n.site}.${n.node}.ev.lifecycle`,
-        JSON.stringify(simEvent(customer, n, "lifecycle", "alive", {
-          status: o.status ?? "healthy",
-          uptime_s: 100,
-          spool_depth: 0,
-          rss: 50e6,
-          dead_letters: 0,
-          agents: o.agents ?? [{ name: "keeper", status: "running", sha256: "ab".repeat(32), version: 1 }],
-        })),
-      ),
-    ]));
+    await Promise.all(
+      nodes.slice(i, i + c).flatMap((n, j) => [
+        js.publish(`mr.${n.site}.${n.node}.facts`, JSON.stringify(simFacts(customer, n, i + j))),
+        js.publish(
+          `mr.${n.site}.${n.node}.ev.lifecycle`,
+          JSON.stringify(simEvent(customer, n, "lifecycle", "alive", {
+            status: o.status ?? "healthy",
+            uptime_s: 100,
+            spool_depth: 0,
+            rss: 50e6,
+            dead_letters: 0,
+            agents: o.agents ??
+              [{ name: "keeper", status: "running", sha256: "ab".repeat(32), version: 1 }],
+          })),
+        ),
+      ]),
+    );
   }
 }
 
@@ -88,14 +126,17 @@ export async function simulateMetrics(
   const batch: Promise<unknown>[] = [];
   for (let i = 0; i < count; i++) {
     const t = end - (count - 1 - i) * stepMs;
-    batch.push(js.publish(`mr.${n.site}.${n.node}.metrics`, JSON.stringify({
-      time: new Date(t).toISOString(),
-      site: n.site,
-      node: n.node,
-      name,
-      value: 50 + 40 * Math.sin(i / 60),
-      kind: "gauge",
-    })));
+    batch.push(js.publish(
+      `mr.${n.site}.${n.node}.metrics`,
+      JSON.stringify({
+        time: new Date(t).toISOString(),
+        site: n.site,
+        node: n.node,
+        name,
+        value: 50 + 40 * Math.sin(i / 60),
+        kind: "gauge",
+      }),
+    ));
     if (batch.length >= 512) await Promise.all(batch.splice(0));
   }
   await Promise.all(batch);

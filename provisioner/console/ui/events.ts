@@ -7,14 +7,21 @@ import htm from "htm";
 const html = htm.bind(h);
 const KEEP = 500;
 
-interface Item { customer: string; subject: string; seq: number; event: Record<string, unknown> }
+interface Item {
+  customer: string;
+  subject: string;
+  seq: number;
+  event: Record<string, unknown>;
+}
 
 /** /events?customer=&site=&node=&type= */
 export function EventsView() {
   const init = new URLSearchParams(location.search);
   const [f, setF] = useState({
-    customer: init.get("customer") ?? "", site: init.get("site") ?? "",
-    node: init.get("node") ?? "", type: init.get("type") ?? "",
+    customer: init.get("customer") ?? "",
+    site: init.get("site") ?? "",
+    node: init.get("node") ?? "",
+    type: init.get("type") ?? "",
   });
   const [items, setItems] = useState<Item[]>([]);
   const [paused, setPaused] = useState(false);
@@ -46,7 +53,9 @@ export function EventsView() {
     es.onerror = () => {
       fetch(`/api/events/stream${qs ? "?" + qs : ""}`, { method: "HEAD" }).then((r) => {
         if (r.status === 400 || r.status === 401) {
-          r.json().then((b) => setError(b?.error?.message ?? `HTTP ${r.status}`)).catch(() => setError(`HTTP ${r.status}`));
+          r.json().then((b) => setError(b?.error?.message ?? `HTTP ${r.status}`)).catch(() =>
+            setError(`HTTP ${r.status}`)
+          );
           es.close();
         }
       }).catch(() => {});
@@ -61,26 +70,47 @@ export function EventsView() {
     setPaused(false);
   };
   const field = (k: keyof typeof f, label: string) =>
-    html`<input type="text" placeholder=${label} aria-label=${label} value=${f[k]}
-      onChange=${(e: Event) => setF({ ...f, [k]: (e.target as HTMLInputElement).value.trim() })} />`;
-  return html`<main>
-    <h1>Events</h1>
-    <div class="toolbar">
-      ${field("customer", "customer")} ${field("site", "site")} ${field("node", "node")} ${field("type", "type contains")}
-      ${paused
-        ? html`<button id="resume" onClick=${resume}>Resume (${held} new)</button>`
-        : html`<button id="pause" class="secondary" onClick=${() => setPaused(true)}>Pause</button>`}
-      ${error ? html`<span class="error" id="events-error">${error}</span>` : null}
-    </div>
-    <div class="card tail" id="tail">
-      ${items.length === 0 ? html`<p class="muted">Waiting for events…</p>` : items.map((it) => {
-        const e = it.event;
-        return html`<details class="ev" data-type=${String(e.type ?? "")} data-id=${String(e.id ?? "")}>
-          <summary><span class="muted">${String(e.time ?? "").replace("T", " ").slice(0, 19)}</span>
-            <b>${it.customer}</b> ${String(e.mrsite ?? "")}.${String(e.mrnode ?? "")}
-            ${String(e.type ?? "").replace("io.machineroom.", "")}${e.mragent ? ` (${e.mragent})` : ""}</summary>
-          <pre class="mono">${JSON.stringify(e, null, 2)}</pre></details>`;
-      })}
-    </div>
-  </main>`;
+    html`
+      <input type="text" placeholder=${label} aria-label=${label} value=${f[k]}
+        onChange=${(e: Event) =>
+          setF({ ...f, [k]: (e.target as HTMLInputElement).value.trim() })} />
+    `;
+  return html`
+    <main>
+      <h1>Events</h1>
+      <div class="toolbar">
+          ${field("customer", "customer")} ${field("site", "site")} ${field(
+            "node",
+            "node",
+          )} ${field("type", "type contains")}
+          ${paused
+            ? html`<button id="resume" onClick=${resume}>Resume (${held} new)</button>`
+            : html`<button id="pause" class="secondary" onClick=${() =>
+              setPaused(true)}>Pause</button>`}
+          ${error ? html`<span class="error" id="events-error">${error}</span>` : null}
+        </div>
+      <div class="card tail" id="tail">
+          ${items.length === 0
+            ? html`<p class="muted">Waiting for events…</p>`
+            : items.map((it) => {
+              const e = it.event;
+              return html`
+                <details class="ev" data-type=${String(e.type ?? "")} data-id=${String(e.id ?? "")}>
+                  <summary><span class="muted">${String(e.time ?? "").replace("T", " ").slice(
+                    0,
+                    19,
+                  )}</span>
+                            <b>${it.customer}</b> ${String(e.mrsite ?? "")}.${String(
+                              e.mrnode ?? "",
+                            )}
+                            ${String(e.type ?? "").replace("io.machineroom.", "")}${e.mragent
+                              ? ` (${e.mragent})`
+                              : ""}</summary>
+                  <pre class="mono">${JSON.stringify(e, null, 2)}</pre>
+                </details>
+              `;
+            })}
+        </div>
+    </main>
+  `;
 }

@@ -26,22 +26,30 @@ function Nav({ here }: { here: string }) {
 }
 
 function NotFound() {
-  return html`<main><h1>Not found</h1><p>No view at ${location.pathname}.</p></main>`;
+  return html`
+    <main>
+      <h1>Not found</h1>
+      <p>No view at ${location.pathname}.</p>
+    </main>
+  `;
 }
 
 function App() {
   const [here, setHere] = useState(location.pathname);
-  return html`<div>
-    <${Nav} here=${here} />
-    <${Router} onChange=${(e: { url: string }) => setHere(new URL(e.url, location.href).pathname)}>
-      <${FleetView} path="/fleet" />
-      <${NodeView} path="/node/:customer/:site/:node" />
-      <${AgentsView} path="/agents" />
-      <${EventsView} path="/events" />
-      <${AuditView} path="/audit" />
-      <${NotFound} default />
-    <//>
-  </div>`;
+  return html`
+    <div>
+      <${Nav} here=${here} />
+      <${Router} onChange=${(e: { url: string }) =>
+        setHere(new URL(e.url, location.href).pathname)}>
+        <${FleetView} path="/fleet" />
+        <${NodeView} path="/node/:customer/:site/:node" />
+        <${AgentsView} path="/agents" />
+        <${EventsView} path="/events" />
+        <${AuditView} path="/audit" />
+        <${NotFound} default />
+        <//>
+        </div>
+  `;
 }
 
 const root = document.getElementById("app")!;
