@@ -8,8 +8,10 @@ import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/trans
 import { join } from "node:path";
 import { UsageError } from "../../src/cli/errors.ts";
 import { isId } from "../../src/util/ids.ts";
-import type { SaasGlobalOptions } from "../cli.ts";
-import { audit, listAccounts, readHome, verifyAudit } from "../operator.ts";
+import type { SaasGlobalOptions } from "../options.ts";
+import { audit, verifyAudit } from "../audit.ts";
+import { readHome } from "../home.ts";
+import { listAccounts } from "../operator.ts";
 import { startConsole } from "../console/mod.ts";
 
 function parseListen(v: string): { hostname: string; port: number } {
