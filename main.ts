@@ -4,8 +4,6 @@
  *
  * @module
  */
-// the CLI module, not src/mod.ts: the full public API would load the sandbox eagerly
-import { buildCli, runCli } from "./src/cli/mod.ts";
 
 const examples = ["http-probe", "service-keeper", "threshold-check", "exporter-scrape"];
 const agents = Object.fromEntries(
@@ -13,5 +11,13 @@ const agents = Object.fromEntries(
 );
 
 if (import.meta.main) {
+  if (Deno.args[0] === "__sandbox-host") {
+    // the sandbox host process (src/plugins/process/spawn.ts): loads only the runtime
+    const { serveSandboxHost } = await import("./src/plugins/process/child_main.ts");
+    await serveSandboxHost();
+    Deno.exit(0);
+  }
+  // the CLI module, not src/mod.ts: the full public API would load the sandbox eagerly
+  const { buildCli, runCli } = await import("./src/cli/mod.ts");
   Deno.exit(await runCli(buildCli({ agents })));
 }

@@ -1,7 +1,7 @@
 /**
- * Messages between the sandbox (main thread) and its runtime threads, and the layout of
- * the SharedArrayBuffer through which the main thread answers host calls while the
- * runtime thread blocks in `Atomics.wait`.
+ * Messages between the sandbox (in the daemon) and its sandbox host processes. Each
+ * message is one frame (see `process/frames.ts`): a JSON header and an optional binary
+ * body (module bytes, call input/output, host-function input/reply).
  *
  * @module
  */
@@ -16,72 +16,65 @@ export const FUEL_RESET = "__mr_fuel_reset";
 /** Name of the exported global (i32) holding the last export's return code. */
 export const RC_GLOBAL = "__mr_rc";
 
-/** Reply buffer: Int32 slots then data. */
-export const SAB_STATE = 0; // 0 = waiting, 1 = reply written
-export const SAB_SEQ = 1; // sequence number of the written reply
-export const SAB_LEN = 2; // byte length of the reply
-export const SAB_WAITING = 3; // sequence number the runtime thread waits for (0 = none)
-export const SAB_HEADER = 16;
-/** Largest host-call reply (bigger replies become an `io_error` object). */
-export const SAB_DATA_BYTES = 4 * 1024 * 1024;
+/** Largest frame either side accepts (a module, an input, an output or a host reply). */
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
-/**
- * Call mailbox (a second SharedArrayBuffer): the idle runtime thread blocks in
- * `Atomics.wait` on {@linkcode MAIL_STATE}; the main thread writes a call and flips the
- * state to {@linkcode MAIL_CALL}; the runtime thread writes the result and flips it to
- * {@linkcode MAIL_DONE}, which the main thread awaits with `Atomics.waitAsync`. Loads and
- * unloads travel by `postMessage` after a {@linkcode MAIL_KICK} makes the thread return to
- * its event loop. Data area: a JSON header then raw bytes (input or output).
- */
-export const MAIL_STATE = 0;
-export const MAIL_HLEN = 1;
-export const MAIL_BLEN = 2; // -1 = no body
-export const MAIL_IDLE = 0;
-export const MAIL_CALL = 1;
-export const MAIL_DONE = 2;
-export const MAIL_KICK = 3;
-export const MAIL_HEADER = 16;
-/** Largest call input/output carried through the mailbox. */
-export const MAIL_DATA_BYTES = 16 * 1024 * 1024;
-
-/** A call as written into the mailbox header. */
-export interface CallHeader {
-  key: number;
-  fn: string;
+/** Per-call limits the host process enforces (see docs/sandbox.md "Memory"). */
+export interface CallLimits {
+  /** Fuel units for the call. */
   fuel: number;
+  /** Epoch ms at which the call stops with `timeout`. */
   deadline: number;
-  outputMax: number;
+  /** `memory_mb` in bytes: linear memory + tables + kernel allocations + host replies. */
   memBytes: number;
+  /** Largest output. */
+  outputMax: number;
+  /** Host-function calls allowed in one call. */
+  hostCallsMax: number;
+  /** Host-reply bytes allowed in one call. */
+  hostBytesMax: number;
 }
 
-/** A call result header: `failure` absent means success with the body as output. */
-export interface ResultHeader {
-  failure?: WorkerFailure;
-}
-
-/** Main → runtime thread. */
-export type ToWorker =
-  | { t: "init"; sab: SharedArrayBuffer; mail: SharedArrayBuffer }
+/** Daemon → host process. */
+export type ToHost =
   | {
     t: "load";
     id: number;
     key: number;
     name: string;
-    bytes: Uint8Array;
     hostFunctions: string[];
     maxPages: number;
-  }
-  | { t: "unload"; id: number; key: number };
+    /** Bytes reserved for the module's tables at their capped maximum. */
+    tableBytes: number;
+    limits: CallLimits;
+  } // body: instrumented module
+  | { t: "unload"; id: number; key: number }
+  | { t: "call"; id: number; key: number; fn: string; limits: CallLimits } // body: input
+  | {
+    t: "reply";
+    seq: number;
+    /** The call's deadline passed while the host function ran. */
+    timeout?: boolean;
+    /** The reply was larger than the call's remaining budget (its size in bytes). */
+    tooLarge?: number;
+  }; // body: reply JSON
 
-/** A stop or failure reported by a runtime thread. */
-export interface WorkerFailure {
+/** A stop or failure reported by the host process. */
+export interface HostFailure {
   code: SandboxErrorCode | "plugin_error" | "internal";
   message: string;
 }
 
-/** Runtime thread → main. */
-export type FromWorker =
-  | { t: "done"; id: number; output?: Uint8Array; exports?: string[] }
-  | { t: "fail"; id: number; failure: WorkerFailure }
-  | { t: "host"; seq: number; key: number; fn: string; input: string }
+/** Host process → daemon. */
+export type FromHost =
+  | { t: "ready"; pid: number }
+  | { t: "done"; id: number; exports?: string[]; failure?: HostFailure } // body: output
+  | {
+    t: "host";
+    seq: number;
+    key: number;
+    fn: string;
+    /** Largest reply the call can still take (host-reply and memory budget). */
+    replyMax: number;
+  } // body: input
   | { t: "log"; key: number; level: string; msg: string; fields?: Record<string, unknown> };

@@ -1,6 +1,8 @@
 /**
- * The sandbox: a pool of runtime threads hosting many instrumented plugins, with host
- * functions answered on the main thread through a SharedArrayBuffer.
+ * The sandbox: a pool of sandbox host processes (default one) hosting many instrumented
+ * plugins. Host functions are answered here, in the daemon. A call that does not stop by
+ * its deadline plus a grace period gets its process killed; the process is restarted and
+ * its other plugins reloaded; an agent killed repeatedly is quarantined.
  *
  * @module
  */
@@ -10,260 +12,103 @@ import type { Logger } from "../log/logger.ts";
 import { checkLoadable, compileModule, describeModule, sha256Hex } from "./abi.ts";
 import { type HostCallContext, runHostFunction } from "./host_functions.ts";
 import { INSTRUMENT_CACHE_DIR, instrumentCached } from "./instrument_cache.ts";
-import {
-  type CallHeader,
-  type FromWorker,
-  MAIL_BLEN,
-  MAIL_CALL,
-  MAIL_DATA_BYTES,
-  MAIL_HEADER,
-  MAIL_HLEN,
-  MAIL_IDLE,
-  MAIL_KICK,
-  MAIL_STATE,
-  type ResultHeader,
-  SAB_DATA_BYTES,
-  SAB_HEADER,
-  SAB_LEN,
-  SAB_SEQ,
-  SAB_STATE,
-  SAB_WAITING,
-  type ToWorker,
-  type WorkerFailure,
-} from "./protocol.ts";
+import { planMemory } from "./module_limits.ts";
+import { PluginHandle } from "./plugin_handle.ts";
+import { type ExitCause, HostProcess, HostProcessExit } from "./process/host_process.ts";
+import type { CallLimits, FromHost, HostFailure } from "./protocol.ts";
 import { openStateStore, type StateStore } from "./state.ts";
 import {
   type AgentPlugin,
+  type CallStats,
   type LoadOptions,
-  type ModuleInfo,
   PluginError,
   type Sandbox,
   SandboxError,
   type SandboxOptions,
+  type SandboxProcessInfo,
 } from "./types.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-/** Extra time the main thread grants a runtime thread past a call's deadline before giving up on it. */
-const WATCHDOG_GRACE_MS = 1_000;
-/**
- * How long the main thread blocks waiting for a call before going async: long enough for a
- * short call, short enough that a host call made in that window waits at most this long.
- */
-const SYNC_WAIT_MS = 0.2;
 
-interface Pending {
-  resolve(msg: Extract<FromWorker, { t: "done" }>): void;
-  reject(err: Error): void;
-}
+/** Host-function calls one call may make (a stop with `fuel_exhausted` beyond). */
+export const HOST_CALLS_MAX = 10_000;
+/** Host-reply bytes one call may receive (a stop with `memory_limit` beyond). */
+export const HOST_REPLY_BYTES_MAX = 16 * 1024 * 1024;
+/** Kills of one agent (same module) within {@linkcode QUARANTINE_WINDOW_MS} that quarantine it. */
+export const QUARANTINE_KILLS = 3;
+/** Window over which kills are counted. */
+export const QUARANTINE_WINDOW_MS = 10 * 60_000;
+/** Deadline of a load (compile, instantiate, start function) at the least. */
+const LOAD_MIN_MS = 1_000;
+/** V8 old-space limit of a host process. */
+const HOST_HEAP_MB = 128;
 
-interface PluginEntry {
+/** One loaded plugin, as the sandbox tracks it across process restarts. */
+export interface PluginEntry {
   key: number;
   name: string;
+  sha256: string;
   ctx: HostCallContext;
+  /** Instrumented module, kept for reloads. */
   bytes: Uint8Array;
   hostFunctions: string[];
   maxPages: number;
-  thread: RuntimeThread;
-  abort: AbortController;
+  tableBytes: number;
+  limits: Limits;
+  slot: Slot;
+  /** Loaded in the slot's current process. */
+  loaded: boolean;
+  /** Deadline and abort of the operation in flight (host calls use them). */
+  op: { deadline: number; abort: AbortController } | null;
 }
 
-class RuntimeThread {
-  readonly worker: Worker;
-  readonly ctrl: Int32Array;
-  readonly data: Uint8Array;
-  readonly mail: Int32Array;
-  readonly mailData: Uint8Array;
-  readonly pending = new Map<number, Pending>();
-  /** Operations on this thread run one at a time (it is one JS stack). */
+/** A place in the pool: its current process and the queue of operations on it. */
+class Slot {
+  proc: HostProcess | null = null;
+  starting: Promise<HostProcess> | null = null;
+  restarts = 0;
+  readonly entries = new Set<PluginEntry>();
   #tail: Promise<unknown> = Promise.resolve();
-  readonly plugins = new Set<number>();
-  dead = false;
 
-  constructor(private readonly sandbox: SandboxImpl) {
-    const sab = new SharedArrayBuffer(SAB_HEADER + SAB_DATA_BYTES);
-    this.ctrl = new Int32Array(sab, 0, SAB_HEADER / 4);
-    this.data = new Uint8Array(sab, SAB_HEADER);
-    const mail = new SharedArrayBuffer(MAIL_HEADER + MAIL_DATA_BYTES);
-    this.mail = new Int32Array(mail, 0, MAIL_HEADER / 4);
-    this.mailData = new Uint8Array(mail, MAIL_HEADER);
-    this.worker = new Worker(new URL("./runtime_worker.ts", import.meta.url), { type: "module" });
-    this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.#onMessage(ev.data);
-    this.worker.onerror = (ev) => {
-      ev.preventDefault();
-      this.sandbox.logger.error("runtime thread crashed", { err: ev.message });
-      this.kill(new Error(`Runtime thread crashed: ${ev.message}`));
-    };
-    this.post({ t: "init", sab, mail });
-  }
-
-  /** Runs `fn` when the thread's previous operation has finished. */
+  /** Runs `fn` when the slot's previous operation has finished (a process runs one at a time). */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#tail.then(fn, fn);
     this.#tail = run.catch(() => {});
     return run;
   }
-
-  /** A load/unload by message: kick the thread out of its mailbox loop to receive it. */
-  message(msg: ToWorker & { id: number }, transfer: Transferable[] = []): Promise<
-    Extract<FromWorker, { t: "done" }>
-  > {
-    return this.exclusive(() => {
-      const p = this.request(msg, transfer);
-      Atomics.store(this.mail, MAIL_STATE, MAIL_KICK);
-      Atomics.notify(this.mail, MAIL_STATE);
-      return p;
-    });
-  }
-
-  /**
-   * Runs a call through the mailbox. Resolves with the output or rejects with the stop;
-   * rejects with `timeout` when the thread does not answer within `waitMs`.
-   */
-  call(header: CallHeader, input: Uint8Array | null, waitMs: number): Promise<Uint8Array> {
-    return this.exclusive(async () => {
-      if (this.dead) throw new SandboxError("trap", "Runtime thread is gone");
-      const hb = encoder.encode(JSON.stringify(header));
-      if (hb.length + (input?.length ?? 0) > MAIL_DATA_BYTES) {
-        throw new RangeError(`Call input too large: ${input?.length} bytes`);
-      }
-      this.mailData.set(hb, 0);
-      if (input) this.mailData.set(input, hb.length);
-      Atomics.store(this.mail, MAIL_HLEN, hb.length);
-      Atomics.store(this.mail, MAIL_BLEN, input ? input.length : -1);
-      Atomics.store(this.mail, MAIL_STATE, MAIL_CALL);
-      Atomics.notify(this.mail, MAIL_STATE);
-      // Short calls finish within microseconds: wait for them synchronously (a futex wait,
-      // no event-loop round trip, ~4x faster for a no-op); longer ones go async.
-      let outcome: "ok" | "not-equal" | "timed-out" = Atomics.wait(
-        this.mail,
-        MAIL_STATE,
-        MAIL_CALL,
-        SYNC_WAIT_MS,
-      );
-      if (outcome === "timed-out") {
-        const w = Atomics.waitAsync(this.mail, MAIL_STATE, MAIL_CALL, waitMs);
-        outcome = w.async ? await w.value : w.value;
-      }
-      if (outcome === "timed-out") {
-        // Stuck past its deadline: replace the thread (terminate() cannot stop it).
-        void this.sandbox.replaceThread(this);
-        throw new SandboxError(
-          "timeout",
-          `Call to "${header.fn}" exceeded its deadline and its thread did not stop`,
-        );
-      }
-      if (this.dead) throw new SandboxError("trap", "Runtime thread is gone");
-      const hlen = Atomics.load(this.mail, MAIL_HLEN);
-      const blen = Atomics.load(this.mail, MAIL_BLEN);
-      const result = JSON.parse(decoder.decode(this.mailData.subarray(0, hlen))) as ResultHeader;
-      const output = blen < 0 ? new Uint8Array() : this.mailData.slice(hlen, hlen + blen);
-      Atomics.store(this.mail, MAIL_STATE, MAIL_IDLE);
-      Atomics.notify(this.mail, MAIL_STATE);
-      if (result.failure) throw toError(result.failure);
-      return output;
-    });
-  }
-
-  post(msg: ToWorker, transfer: Transferable[] = []): void {
-    this.worker.postMessage(msg, transfer);
-  }
-
-  request(msg: ToWorker & { id: number }, transfer: Transferable[] = []): Promise<
-    Extract<FromWorker, { t: "done" }>
-  > {
-    return new Promise((resolve, reject) => {
-      if (this.dead) {
-        reject(new SandboxError("trap", "Runtime thread is gone"));
-        return;
-      }
-      this.pending.set(msg.id, { resolve, reject });
-      this.post(msg, transfer);
-    });
-  }
-
-  kill(reason: Error): void {
-    if (this.dead) return;
-    this.dead = true;
-    // An idle thread blocks in Atomics.wait, which terminate() does not interrupt: kick it
-    // back to its event loop first.
-    Atomics.store(this.mail, MAIL_STATE, MAIL_KICK);
-    Atomics.notify(this.mail, MAIL_STATE);
-    this.worker.terminate();
-    for (const p of this.pending.values()) p.reject(reason);
-    this.pending.clear();
-  }
-
-  #onMessage(msg: FromWorker): void {
-    switch (msg.t) {
-      case "done": {
-        const p = this.pending.get(msg.id);
-        this.pending.delete(msg.id);
-        p?.resolve(msg);
-        return;
-      }
-      case "fail": {
-        const p = this.pending.get(msg.id);
-        this.pending.delete(msg.id);
-        p?.reject(toError(msg.failure));
-        return;
-      }
-      case "log": {
-        const entry = this.sandbox.entries.get(msg.key);
-        const level = ["debug", "info", "warn", "error"].includes(msg.level)
-          ? msg.level as "info"
-          : "info";
-        this.sandbox.logger[level](msg.msg, { agent: entry?.name, ...(msg.fields ?? {}) });
-        return;
-      }
-      case "host":
-        void this.#answerHost(msg);
-        return;
-    }
-  }
-
-  async #answerHost(msg: Extract<FromWorker, { t: "host" }>): Promise<void> {
-    const entry = this.sandbox.entries.get(msg.key);
-    const reply = entry
-      ? await runHostFunction(entry.ctx, msg.fn, msg.input)
-      : JSON.stringify({ error: { code: "unavailable", message: "Plugin is closed" } });
-    if (Atomics.load(this.ctrl, SAB_WAITING) !== msg.seq) return; // the call gave up waiting
-    let bytes = encoder.encode(reply);
-    if (bytes.length > SAB_DATA_BYTES) {
-      bytes = encoder.encode(JSON.stringify({
-        error: { code: "io_error", message: `Host reply larger than ${SAB_DATA_BYTES} bytes` },
-      }));
-    }
-    this.data.set(bytes, 0);
-    Atomics.store(this.ctrl, SAB_LEN, bytes.length);
-    Atomics.store(this.ctrl, SAB_SEQ, msg.seq);
-    Atomics.store(this.ctrl, SAB_STATE, 1);
-    Atomics.notify(this.ctrl, SAB_STATE);
-  }
 }
 
-function toError(f: WorkerFailure): Error {
+function toError(f: HostFailure): Error {
   if (f.code === "plugin_error") return new PluginError(f.message);
   if (f.code === "internal") return new SandboxError("trap", f.message);
   return new SandboxError(f.code, f.message);
 }
 
+const STOP_OF: Record<ExitCause, "timeout" | "memory_limit" | "trap"> = {
+  deadline: "timeout",
+  memory: "memory_limit",
+  crash: "trap",
+  closed: "trap",
+};
+
 class SandboxImpl implements Sandbox {
   readonly logger: Logger;
   readonly entries = new Map<number, PluginEntry>();
-  threads: RuntimeThread[] = [];
-  #nextId = 1;
+  readonly slots: Slot[] = [];
+  readonly #kills = new Map<string, { at: number[]; reason: SandboxError }>();
+  readonly #unmetered: Set<string>;
+  #nextKey = 1;
   #state: StateStore | null = null;
   #closed = false;
 
   constructor(readonly options: SandboxOptions) {
     this.logger = options.logger;
-    const n = Math.max(1, Math.floor(options.threads ?? 1));
-    for (let i = 0; i < n; i++) this.threads.push(new RuntimeThread(this));
-  }
-
-  nextId(): number {
-    return this.#nextId++;
+    const n = Math.max(1, Math.floor(options.processes ?? options.threads ?? 1));
+    for (let i = 0; i < n; i++) this.slots.push(new Slot());
+    this.#unmetered = new Set(
+      (Deno.env.get("MR_SANDBOX_TEST_UNMETERED") ?? "").split(",").filter(Boolean),
+    );
   }
 
   state = (): StateStore => {
@@ -271,42 +116,211 @@ class SandboxImpl implements Sandbox {
     return this.#state;
   };
 
-  #pickThread(): RuntimeThread {
-    let best = this.threads[0]!;
-    for (const t of this.threads) if (t.plugins.size < best.plugins.size) best = t;
-    return best;
+  get graceMs(): number {
+    return this.options.killGraceMs ?? 500;
   }
 
-  /** Replaces a runtime thread stuck past a deadline and reloads its plugins elsewhere. */
-  async replaceThread(stuck: RuntimeThread): Promise<void> {
-    const idx = this.threads.indexOf(stuck);
-    if (idx < 0 || this.#closed) return;
-    stuck.kill(new SandboxError("timeout", "Runtime thread stopped after a stuck call"));
-    const fresh = new RuntimeThread(this);
-    this.threads[idx] = fresh;
-    for (const key of stuck.plugins) {
-      const entry = this.entries.get(key);
-      if (!entry) continue;
-      entry.thread = fresh;
-      fresh.plugins.add(key);
-      await this.loadInto(entry).catch((err) =>
-        this.logger.error("plugin reload failed", { agent: entry.name, err })
+  /** The slot's live process, started (and its plugins reloaded) when needed. */
+  async #ensure(slot: Slot): Promise<HostProcess> {
+    if (slot.proc && !slot.proc.dead) return slot.proc;
+    if (this.#closed) throw new SandboxError("trap", "Sandbox is closed");
+    const proc = new HostProcess({
+      heapMb: HOST_HEAP_MB,
+      ceilingMb: this.options.processMemoryMb ?? 512,
+      watchMs: 50,
+      startMs: 30_000,
+    }, {
+      host: (m, input, p) => void this.#answerHost(m, input, p),
+      log: (m) => this.#log(m),
+      exit: (p, cause, detail) => this.#onExit(slot, p, cause, detail),
+    });
+    if (slot.proc) slot.restarts++;
+    slot.proc = proc;
+    await proc.ready;
+    for (const e of slot.entries) e.loaded = false;
+    for (const e of slot.entries) {
+      if (this.#quarantine(e)) continue;
+      await this.#loadEntry(proc, e).catch((err) =>
+        this.logger.error("plugin reload failed", { agent: e.name, err: String(err) })
       );
+    }
+    return proc;
+  }
+
+  #onExit(slot: Slot, proc: HostProcess, cause: ExitCause, detail: string): void {
+    if (slot.proc !== proc) return;
+    for (const e of slot.entries) e.loaded = false;
+    if (cause === "closed" || this.#closed) return;
+    this.logger.warn("sandbox host process ended", { pid: proc.pid, cause, detail });
+    // restart now so the other plugins are ready for their next call
+    void slot.exclusive(() => this.#ensure(slot)).catch((err) =>
+      this.logger.error("sandbox host process restart failed", { err: String(err) })
+    );
+  }
+
+  #log(m: Extract<FromHost, { t: "log" }>): void {
+    const entry = this.entries.get(m.key);
+    const level = ["debug", "info", "warn", "error"].includes(m.level) ? m.level as "info" : "info";
+    this.logger[level](m.msg, { agent: entry?.name });
+  }
+
+  async #answerHost(
+    m: Extract<FromHost, { t: "host" }>,
+    input: Uint8Array,
+    proc: HostProcess,
+  ): Promise<void> {
+    const entry = this.entries.get(m.key);
+    const op = entry?.op;
+    if (!entry || !op) {
+      const msg = { error: { code: "unavailable", message: "Plugin is closed" } };
+      proc.send({ t: "reply", seq: m.seq }, encoder.encode(JSON.stringify(msg)));
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((res) => {
+      timer = setTimeout(() => res(null), Math.max(0, op.deadline - Date.now()));
+    });
+    const ctx = { ...entry.ctx, deadline: op.deadline, signal: op.abort.signal };
+    const reply = await Promise.race([runHostFunction(ctx, m.fn, decoder.decode(input)), late]);
+    clearTimeout(timer);
+    if (reply === null) {
+      op.abort.abort(); // stop the host work (e.g. a child process)
+      proc.send({ t: "reply", seq: m.seq, timeout: true });
+      return;
+    }
+    const bytes = encoder.encode(reply);
+    if (bytes.length > m.replyMax) proc.send({ t: "reply", seq: m.seq, tooLarge: bytes.length });
+    else proc.send({ t: "reply", seq: m.seq }, bytes);
+  }
+
+  #callLimits(limits: Limits, deadline: number): CallLimits {
+    return {
+      fuel: limits.fuel,
+      deadline,
+      memBytes: limits.memory_mb * 1024 * 1024,
+      outputMax: limits.output_max_bytes,
+      hostCallsMax: HOST_CALLS_MAX,
+      hostBytesMax: HOST_REPLY_BYTES_MAX,
+    };
+  }
+
+  /** Runs `fn` as entry's operation in flight: a process exit becomes a stop for `entry`. */
+  async #op<T>(entry: PluginEntry, deadline: number, what: string, fn: () => Promise<T>) {
+    entry.op = { deadline, abort: new AbortController() };
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof HostProcessExit)) throw err;
+      const code = STOP_OF[err.reason];
+      const stop = new SandboxError(
+        code,
+        `${what} of agent "${entry.name}": its sandbox process ${err.message}; ` +
+          `the process was restarted`,
+        { cause: err },
+      );
+      this.#strike(entry, stop);
+      throw stop;
+    } finally {
+      entry.op.abort.abort();
+      entry.op = null;
     }
   }
 
-  async loadInto(entry: PluginEntry): Promise<string[]> {
-    const copy = entry.bytes.slice();
-    const done = await entry.thread.message({
-      t: "load",
-      id: this.nextId(),
-      key: entry.key,
-      name: entry.name,
-      bytes: copy,
-      hostFunctions: entry.hostFunctions,
-      maxPages: entry.maxPages,
-    }, [copy.buffer]);
-    return done.exports ?? [];
+  async #loadEntry(proc: HostProcess, entry: PluginEntry): Promise<void> {
+    const deadline = Date.now() + Math.max(LOAD_MIN_MS, entry.limits.timeout_ms);
+    return await this.#op(entry, deadline, "Load", async () => {
+      const done = await proc.request(
+        {
+          t: "load",
+          key: entry.key,
+          name: entry.name,
+          hostFunctions: entry.hostFunctions,
+          maxPages: entry.maxPages,
+          tableBytes: entry.tableBytes,
+          limits: this.#callLimits(entry.limits, deadline),
+        },
+        entry.bytes,
+        deadline + this.graceMs,
+      );
+      if (done.header.failure) throw toError(done.header.failure);
+      entry.loaded = true;
+    });
+  }
+
+  #killKey(entry: { name: string; sha256: string }): string {
+    return `${entry.name}\u0000${entry.sha256}`;
+  }
+
+  #strike(entry: PluginEntry, reason: SandboxError): void {
+    const k = this.#killKey(entry);
+    const rec = this.#kills.get(k) ?? { at: [], reason };
+    const now = Date.now();
+    rec.at = rec.at.filter((t) => now - t < QUARANTINE_WINDOW_MS);
+    rec.at.push(now);
+    rec.reason = reason;
+    this.#kills.set(k, rec);
+    this.logger.warn("agent stopped by its sandbox process's end", {
+      agent: entry.name,
+      code: reason.code,
+      kills: rec.at.length,
+      quarantined: rec.at.length >= QUARANTINE_KILLS,
+    });
+  }
+
+  /** The quarantine refusal for `entry` (module), or null. */
+  #quarantine(entry: { name: string; sha256: string }): SandboxError | null {
+    const rec = this.#kills.get(this.#killKey(entry));
+    if (!rec) return null;
+    const now = Date.now();
+    const recent = rec.at.filter((t) => now - t < QUARANTINE_WINDOW_MS);
+    if (recent.length < QUARANTINE_KILLS) return null;
+    return new SandboxError(
+      rec.reason.code,
+      `Agent "${entry.name}" is quarantined: its sandbox process was killed ${recent.length} ` +
+        `times in ${QUARANTINE_WINDOW_MS / 60_000} min (last: ${rec.reason.message})`,
+      { quarantined: true },
+    );
+  }
+
+  /** Runs one call of `entry` on its slot. */
+  call(
+    entry: PluginEntry,
+    fn: string,
+    input: Uint8Array | null,
+    enqueued: number,
+    stats: (s: CallStats) => void,
+  ): Promise<Uint8Array> {
+    return entry.slot.exclusive(async () => {
+      const q = this.#quarantine(entry);
+      if (q) throw q;
+      const proc = await this.#ensure(entry.slot);
+      if (!entry.loaded) await this.#loadEntry(proc, entry);
+      const started = performance.now();
+      const queued = Math.round(started - enqueued);
+      const deadline = Date.now() + entry.limits.timeout_ms;
+      let code: string | undefined;
+      try {
+        return await this.#op(entry, deadline, `Call to "${fn}"`, async () => {
+          const done = await proc.request(
+            { t: "call", key: entry.key, fn, limits: this.#callLimits(entry.limits, deadline) },
+            input,
+            deadline + this.graceMs,
+          );
+          if (done.header.failure) throw toError(done.header.failure);
+          return done.body;
+        });
+      } catch (err) {
+        code = (err as { code?: string }).code ?? "error";
+        throw err;
+      } finally {
+        stats({
+          fn,
+          queued_ms: queued,
+          run_ms: Math.round(performance.now() - started),
+          ...(code ? { code } : {}),
+        });
+      }
+    });
   }
 
   async load(wasm: Uint8Array, options: LoadOptions): Promise<AgentPlugin> {
@@ -316,65 +330,81 @@ class SandboxImpl implements Sandbox {
     const module = await compileModule(wasm);
     const info = describeModule(module, await sha256Hex(wasm), wasm.length);
     checkLoadable(info, grants);
-    const maxPages = limits.memory_mb * 16;
-    const bytes = await instrumentCached(
-      wasm,
-      { maxPages },
+    const q = this.#quarantine({ name: options.name, sha256: info.sha256 });
+    if (q) throw q;
+    const plan = planMemory(wasm, limits.memory_mb * 1024 * 1024);
+    const unmetered = options.unmetered === true || this.#unmetered.has(options.name);
+    // unmetered (test only): not instrumented at all, so only the kill boundary stops it
+    const bytes = unmetered ? plan.bytes : await instrumentCached(
+      plan.bytes,
+      { maxPages: plan.maxPages },
       join(this.options.stateDir, INSTRUMENT_CACHE_DIR),
     );
-    const key = this.nextId();
-    const abort = new AbortController();
+    const slot = this.slots.reduce((a, b) => (b.entries.size < a.entries.size ? b : a));
     const entry: PluginEntry = {
-      key,
+      key: this.#nextKey++,
       name: options.name,
+      sha256: info.sha256,
       bytes,
       hostFunctions: info.hostFunctions,
-      maxPages,
-      thread: this.#pickThread(),
-      abort,
+      maxPages: plan.maxPages,
+      tableBytes: plan.tableBytes,
+      limits,
+      slot,
+      loaded: false,
+      op: null,
       ctx: {
         agent: options.name,
         grants,
         services: this.options.services,
         logger: this.logger,
         state: this.state,
-        signal: abort.signal,
+        signal: new AbortController().signal,
         deadline: 0,
       },
     };
-    this.entries.set(key, entry);
-    entry.thread.plugins.add(key);
-    let exports: string[];
+    this.entries.set(entry.key, entry);
     try {
-      exports = await this.loadInto(entry);
+      await slot.exclusive(async () => {
+        await this.#loadEntry(await this.#ensure(slot), entry);
+        slot.entries.add(entry); // from now on reloaded with the slot's process
+      });
     } catch (err) {
-      this.entries.delete(key);
-      entry.thread.plugins.delete(key);
+      this.entries.delete(entry.key);
       throw err;
     }
-    return new PluginHandle(this, entry, info, limits, new Set(exports));
+    const exports = WebAssembly.Module.exports(module).filter((e) => e.kind === "function");
+    return new PluginHandle(this, entry, info, limits, new Set(exports.map((e) => e.name)));
   }
 
   unload(entry: PluginEntry): Promise<void> {
-    entry.abort.abort();
     this.entries.delete(entry.key);
-    entry.thread.plugins.delete(entry.key);
-    if (entry.thread.dead) return Promise.resolve();
-    return entry.thread.message({ t: "unload", id: this.nextId(), key: entry.key }).then(
-      () => {},
-      () => {},
-    );
+    entry.slot.entries.delete(entry);
+    return entry.slot.exclusive(async () => {
+      const proc = entry.slot.proc;
+      if (!proc || proc.dead || !entry.loaded) return;
+      entry.loaded = false;
+      await proc.request({ t: "unload", key: entry.key }, null, Date.now() + 5_000);
+    }).catch(() => {});
+  }
+
+  processes(): SandboxProcessInfo[] {
+    return this.slots.filter((s) => s.proc && !s.proc.dead).map((s) => ({
+      pid: s.proc!.pid,
+      restarts: s.restarts,
+      plugins: s.entries.size,
+      rss_mb: s.proc!.rssMb(),
+    }));
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const e of this.entries.values()) e.abort.abort();
+    for (const e of this.entries.values()) e.op?.abort.abort();
     this.entries.clear();
-    for (const t of this.threads) t.kill(new SandboxError("trap", "Sandbox closed"));
+    await Promise.all(this.slots.map((s) => s.proc?.close()));
     this.#state?.close();
     this.#state = null;
-    await Promise.resolve();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -382,90 +412,11 @@ class SandboxImpl implements Sandbox {
   }
 }
 
-class PluginHandle implements AgentPlugin {
-  #queue: Promise<unknown> = Promise.resolve();
-  #closed = false;
-
-  constructor(
-    private readonly sandbox: SandboxImpl,
-    private readonly entry: PluginEntry,
-    readonly info: ModuleInfo,
-    readonly limits: Limits,
-    private readonly exportSet: Set<string>,
-  ) {}
-
-  get name(): string {
-    return this.entry.name;
-  }
-
-  has(fn: string): boolean {
-    return this.exportSet.has(fn);
-  }
-
-  call(fn: string, input?: Uint8Array | string): Promise<Uint8Array> {
-    const run = this.#queue.then(() => this.#callNow(fn, input), () => this.#callNow(fn, input));
-    this.#queue = run.catch(() => {});
-    return run;
-  }
-
-  async callJson<T = unknown>(fn: string, input?: unknown): Promise<T> {
-    const out = await this.call(fn, input === undefined ? undefined : JSON.stringify(input));
-    if (out.length === 0) return null as T;
-    const text = new TextDecoder().decode(out);
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new PluginError(`Output of "${fn}" is not JSON: ${text.slice(0, 200)}`);
-    }
-  }
-
-  async #callNow(fn: string, input?: Uint8Array | string): Promise<Uint8Array> {
-    if (this.#closed) throw new Error(`Plugin "${this.name}" is closed`);
-    if (!this.exportSet.has(fn)) {
-      throw new TypeError(`Plugin "${this.name}" does not export function: "${fn}"`);
-    }
-    const bytes = input === undefined
-      ? null
-      : typeof input === "string"
-      ? encoder.encode(input)
-      : input.slice();
-    const limits = this.limits;
-    const deadline = Date.now() + limits.timeout_ms;
-    // One controller per call: aborted when the call ends (a host function still running
-    // for an abandoned call, e.g. a child process, is stopped) or the plugin is unloaded.
-    const callAbort = new AbortController();
-    const entry = this.entry;
-    entry.abort = callAbort;
-    entry.ctx = { ...entry.ctx, deadline, signal: callAbort.signal };
-    const thread = entry.thread;
-    try {
-      return await thread.call(
-        {
-          key: entry.key,
-          fn,
-          fuel: limits.fuel,
-          deadline,
-          outputMax: limits.output_max_bytes,
-          memBytes: limits.memory_mb * 1024 * 1024,
-        },
-        bytes,
-        limits.timeout_ms + WATCHDOG_GRACE_MS,
-      );
-    } finally {
-      callAbort.abort();
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#queue;
-    await this.sandbox.unload(this.entry);
-  }
-}
+export type { SandboxImpl };
 
 /**
- * Creates a sandbox: `threads` runtime threads (default 1) hosting the plugins it loads.
+ * Creates a sandbox: `processes` sandbox host processes (default 1, started on the first
+ * load) hosting the plugins it loads.
  *
  * @example
  * ```ts

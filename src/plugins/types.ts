@@ -24,8 +24,15 @@ export type SandboxErrorCode = typeof SandboxErrorCode[keyof typeof SandboxError
 /** A sandbox stop or a refusal at load. */
 export class SandboxError extends Error {
   override name = "SandboxError";
-  constructor(readonly code: SandboxErrorCode, message: string, options?: ErrorOptions) {
+  /** The agent is quarantined (its sandbox process was killed repeatedly): do not retry. */
+  readonly quarantined: boolean;
+  constructor(
+    readonly code: SandboxErrorCode,
+    message: string,
+    options?: ErrorOptions & { quarantined?: boolean },
+  ) {
     super(message, options);
+    this.quarantined = options?.quarantined ?? false;
   }
   /** The JSON shape printed on stderr's last line by `plugin run`. */
   toJSON(): { error: { code: SandboxErrorCode; message: string } } {
@@ -58,6 +65,11 @@ export interface LoadOptions {
   name: string;
   grants: Grants;
   limits: Limits;
+  /**
+   * Test only: load without fuel metering, so only the kill boundary can stop a runaway.
+   * (The daemon sets it for the agents named in `MR_SANDBOX_TEST_UNMETERED`.)
+   */
+  unmetered?: boolean;
 }
 
 /** Static facts about a module, from `inspect`. */
@@ -73,10 +85,23 @@ export interface ModuleInfo {
   abiProblems: string[];
 }
 
+/** Timing of a plugin's last call: the deadline starts when it starts executing. */
+export interface CallStats {
+  fn: string;
+  /** Time the call waited for earlier calls (its own plugin's and its process's). */
+  queued_ms: number;
+  /** Time from the start of execution to the result. */
+  run_ms: number;
+  /** Stop or error code; absent when the call succeeded. */
+  code?: string;
+}
+
 /** A loaded, instrumented agent. Calls are serialised per plugin (never re-entered). */
 export interface AgentPlugin {
   readonly name: string;
   readonly info: ModuleInfo;
+  /** Timing of the last finished call (null before the first). */
+  readonly lastCall: CallStats | null;
   /** True when the module exports `fn`. */
   has(fn: string): boolean;
   /** Calls an export with raw input; resolves with its output bytes or rejects with SandboxError. */
@@ -88,16 +113,36 @@ export interface AgentPlugin {
 
 /** Options for {@linkcode Sandbox} creation. */
 export interface SandboxOptions {
-  /** Runtime threads hosting plugins. @default {1} */
+  /** Sandbox host processes hosting plugins. @default {1} */
+  processes?: number;
+  /** Former name of {@linkcode SandboxOptions.processes}. @deprecated */
   threads?: number;
+  /**
+   * Resident-memory ceiling of each sandbox host process in MiB: above it the process is
+   * killed and the agent running reports `memory_limit`. @default {512}
+   */
+  processMemoryMb?: number;
+  /** Time past a call's deadline before its process is killed. @default {500} */
+  killGraceMs?: number;
   /** Directory for agent state (`mr_state_*` SQLite database). */
   stateDir: string;
   services: HostServices;
   logger: Logger;
 }
 
-/** A pool of runtime threads hosting many plugins. */
+/** A sandbox host process of the pool, for health and tests. */
+export interface SandboxProcessInfo {
+  pid: number;
+  /** Times this slot's process was restarted. */
+  restarts: number;
+  plugins: number;
+  rss_mb: number;
+}
+
+/** A pool of sandbox host processes hosting many plugins. */
 export interface Sandbox extends AsyncDisposable {
   load(wasm: Uint8Array, options: LoadOptions): Promise<AgentPlugin>;
+  /** The pool's processes (started ones only). */
+  processes(): SandboxProcessInfo[];
   close(): Promise<void>;
 }

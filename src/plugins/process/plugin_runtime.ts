@@ -1,0 +1,294 @@
+/**
+ * The plugins of one sandbox host process: instantiation with the metering and memory
+ * hooks, calls with their per-call limits, and the synchronous host-call path to the daemon.
+ *
+ * @module
+ */
+import createPlugin, { type CallContext, type Plugin } from "@extism/extism";
+import {
+  type CallLimits,
+  FUEL_RESET,
+  type HostFailure,
+  RC_GLOBAL,
+  type ToHost,
+} from "../protocol.ts";
+import { classify, Stop } from "./classify.ts";
+import { readFrame, writeFrame } from "./child_io.ts";
+
+/** Fuel handed out per refill: the deadline is checked about once a millisecond of loop. */
+const FUEL_CHUNK = 1 << 20;
+
+const decoder = new TextDecoder();
+
+/** Per-call state read by host/kernel functions. */
+interface CallState {
+  limits: CallLimits;
+  /** Kernel allocations and host replies of this call (bytes, never given back by `free`). */
+  allocated: number;
+  hostCalls: number;
+  hostBytes: number;
+  /** Fuel not yet handed to the module's counter. */
+  fuelLeft: number;
+  timedOut: boolean;
+  fuelOut: boolean;
+}
+
+type LoadMsg = Extract<ToHost, { t: "load" }>;
+
+interface Hosted {
+  key: number;
+  name: string;
+  module: WebAssembly.Module;
+  hostFunctions: string[];
+  maxPages: number;
+  tableBytes: number;
+  plugin: Plugin | null;
+  /** Zeroes the module's fuel counter. */
+  fuel: () => void;
+  rc: WebAssembly.Global | null;
+  memory: WebAssembly.Memory | null;
+  call: CallState;
+}
+
+const plugins = new Map<number, Hosted>();
+let hostSeq = 0;
+
+function callState(limits: CallLimits): CallState {
+  return {
+    limits,
+    allocated: 0,
+    hostCalls: 0,
+    hostBytes: 0,
+    fuelLeft: limits.fuel,
+    timedOut: false,
+    fuelOut: false,
+  };
+}
+
+function memoryUsed(h: Hosted): number {
+  return (h.memory?.buffer.byteLength ?? 0) + h.tableBytes + h.call.allocated;
+}
+
+/** Counts `bytes` of kernel/host memory against `memory_mb`; throws `memory_limit` past it. */
+function charge(h: Hosted, bytes: number, what: string): void {
+  h.call.allocated += bytes;
+  const used = memoryUsed(h);
+  if (used > h.call.limits.memBytes) {
+    throw new Stop({
+      code: "memory_limit",
+      message: `${what} of ${bytes} bytes exceeds memory_mb (${h.call.limits.memBytes} bytes: ` +
+        `linear ${h.memory?.buffer.byteLength ?? 0} + tables ${h.tableBytes} + ` +
+        `allocations and host replies ${h.call.allocated})`,
+    });
+  }
+}
+
+/** Sends `fn(input)` to the daemon and blocks until its reply frame arrives. */
+function hostCall(h: Hosted, fn: string, input: Uint8Array): Uint8Array {
+  const c = h.call;
+  if (++c.hostCalls > c.limits.hostCallsMax) {
+    throw new Stop({
+      code: "fuel_exhausted",
+      message: `More than ${c.limits.hostCallsMax} host-function calls in one call`,
+    });
+  }
+  if (Date.now() >= c.limits.deadline) {
+    throw new Stop({ code: "timeout", message: `Call exceeded its deadline before "${fn}"` });
+  }
+  const seq = ++hostSeq;
+  const replyMax = Math.max(
+    0,
+    Math.min(c.limits.hostBytesMax - c.hostBytes, c.limits.memBytes - memoryUsed(h)),
+  );
+  writeFrame({ t: "host", seq, key: h.key, fn, replyMax }, input);
+  for (;;) {
+    const f = readFrame();
+    if (!f) Deno.exit(0); // the daemon is gone
+    const r = f.header;
+    if (r.t !== "reply" || r.seq !== seq) continue;
+    if (r.timeout) {
+      throw new Stop({
+        code: "timeout",
+        message: `Call exceeded its deadline while waiting for host function "${fn}"`,
+      });
+    }
+    if (r.tooLarge !== undefined) {
+      const hostCap = c.limits.hostBytesMax - c.hostBytes <= replyMax;
+      throw new Stop({
+        code: "memory_limit",
+        message: `Reply of "${fn}" (${r.tooLarge} bytes) exceeds the call's remaining ${
+          hostCap ? "host-reply budget" : "memory_mb budget"
+        } (${replyMax} bytes)`,
+      });
+    }
+    c.hostBytes += f.body.length;
+    charge(h, f.body.length, `Reply of "${fn}"`);
+    return f.body;
+  }
+}
+
+async function instantiate(h: Hosted): Promise<void> {
+  const user: Record<string, (ctx: CallContext, addr: bigint) => bigint> = {};
+  for (const fn of h.hostFunctions) {
+    user[fn] = (ctx, addr) => {
+      const input = ctx.read(addr)?.bytes() ?? new Uint8Array();
+      return ctx.store(hostCall(h, fn, input));
+    };
+  }
+  const kernelLog = (level: string) => (msg: string) =>
+    writeFrame({ t: "log", key: h.key, level, msg: String(msg).slice(0, 4096) });
+  h.plugin = await createPlugin({ wasm: [{ module: h.module }] }, {
+    useWasi: false,
+    runInWorker: false,
+    logger: {
+      info: kernelLog("info"),
+      debug: kernelLog("debug"),
+      warn: kernelLog("warn"),
+      error: kernelLog("error"),
+    } as unknown as NonNullable<NonNullable<Parameters<typeof createPlugin>[1]>["logger"]>,
+    functions: {
+      "extism:host/user": user,
+      // Metered code asks for the next chunk of fuel when its counter runs out.
+      "mr:sandbox": {
+        refill: (): number => {
+          const c = h.call;
+          if (Date.now() >= c.limits.deadline) {
+            c.timedOut = true;
+            return 0;
+          }
+          if (c.fuelLeft <= 0) {
+            c.fuelOut = true;
+            return 0;
+          }
+          const chunk = Math.min(c.fuelLeft, FUEL_CHUNK);
+          c.fuelLeft -= chunk;
+          return chunk;
+        },
+      },
+      // Kernel allocations count against memory_mb with linear memory, tables and replies.
+      "extism:host/env": {
+        alloc: (ctx: CallContext, n: bigint) => {
+          charge(h, Number(n), "Extism allocation");
+          return ctx.alloc(Number(n));
+        },
+      },
+    },
+  });
+  const instance = await h.plugin.getInstance();
+  const fuel = instance.exports[FUEL_RESET];
+  const memory = instance.exports["memory"];
+  if (typeof fuel !== "function" || !(memory instanceof WebAssembly.Memory)) {
+    await h.plugin.close();
+    throw new Stop({ code: "invalid_module", message: "Instrumented module lacks fuel or memory" });
+  }
+  h.fuel = fuel as () => void;
+  const rc = instance.exports[RC_GLOBAL];
+  h.rc = rc instanceof WebAssembly.Global ? rc : null;
+  h.memory = memory;
+}
+
+/** Compiles and instantiates a plugin (its start function runs under `msg.limits`). */
+export async function loadPlugin(msg: LoadMsg, bytes: Uint8Array): Promise<string[]> {
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  } catch (err) {
+    throw new Stop({ code: "invalid_module", message: `Module cannot be compiled: ${err}` });
+  }
+  const h: Hosted = {
+    key: msg.key,
+    name: msg.name,
+    module,
+    hostFunctions: msg.hostFunctions,
+    maxPages: msg.maxPages,
+    tableBytes: msg.tableBytes,
+    plugin: null,
+    fuel: () => {},
+    rc: null,
+    memory: null,
+    call: callState(msg.limits),
+  };
+  try {
+    await instantiate(h);
+  } catch (err) {
+    if (err instanceof Stop) throw err;
+    const { failure } = classify(facts(h), err, "start");
+    if (failure.code === "trap") {
+      throw new Stop({ code: "invalid_module", message: `Module cannot be instantiated: ${err}` });
+    }
+    throw new Stop(failure);
+  }
+  plugins.set(msg.key, h);
+  return WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name);
+}
+
+/** Closes and forgets a plugin. */
+export async function unloadPlugin(key: number): Promise<void> {
+  const h = plugins.get(key);
+  plugins.delete(key);
+  await h?.plugin?.close();
+}
+
+function facts(h: Hosted) {
+  return {
+    timedOut: h.call.timedOut,
+    fuelOut: h.call.fuelOut,
+    memoryBytes: h.memory?.buffer.byteLength ?? 0,
+    maxPages: h.maxPages,
+  };
+}
+
+/** Runs one call; host replies and kernel blocks are freed when it ends. */
+export async function callPlugin(
+  key: number,
+  fn: string,
+  limits: CallLimits,
+  input: Uint8Array | null,
+): Promise<{ output: Uint8Array } | { failure: HostFailure }> {
+  const h = plugins.get(key);
+  if (!h?.plugin) return { failure: { code: "internal", message: "Plugin is not loaded" } };
+  h.call = callState(limits);
+  h.fuel();
+  if (h.rc) h.rc.value = 0;
+  try {
+    const out = await h.plugin.call(fn, input ?? undefined);
+    const bytes = out ? out.bytes() : new Uint8Array();
+    const rc = h.rc ? Number(h.rc.value) : 0;
+    if (rc !== 0) {
+      const detail = bytes.byteLength ? `: ${decoder.decode(bytes.subarray(0, 500))}` : "";
+      return {
+        failure: { code: "plugin_error", message: `Export "${fn}" returned ${rc}${detail}` },
+      };
+    }
+    if (bytes.byteLength > limits.outputMax) {
+      return {
+        failure: {
+          code: "output_too_large",
+          message:
+            `Output of "${fn}" is ${bytes.byteLength} bytes, the limit is ${limits.outputMax}`,
+        },
+      };
+    }
+    return { output: bytes.slice() };
+  } catch (err) {
+    const { failure, broken } = classify(facts(h), err, fn);
+    if (broken) {
+      // A trap can leave globals/stack pointers inconsistent: start from a fresh instance
+      // (its start function, if any, runs under this call's remaining limits).
+      try {
+        await h.plugin.close();
+        h.plugin = null;
+        h.memory = null;
+        h.call = callState({ ...limits, deadline: Math.max(limits.deadline, Date.now() + 1000) });
+        await instantiate(h);
+      } catch (e) {
+        plugins.delete(key);
+        failure.message += `; re-instantiation failed: ${e instanceof Error ? e.message : e}`;
+      }
+    }
+    return { failure };
+  } finally {
+    // frees the call's kernel blocks, host replies included
+    await h.plugin?.reset();
+  }
+}
