@@ -52,7 +52,9 @@ export interface TestSandbox extends AsyncDisposable {
 }
 
 /** Starts a sandbox over a temp state dir with printing services. */
-export async function setupSandbox(options: { threads?: number } = {}): Promise<TestSandbox> {
+export async function setupSandbox(
+  options: { threads?: number; processMemoryMb?: number; killGraceMs?: number } = {},
+): Promise<TestSandbox> {
   const { createSandbox, createPrintingServices } = await import("../../src/plugins/mod.ts");
   const { createLogger } = await import("../../src/log/logger.ts");
   const dir = await Deno.makeTempDir({ prefix: "mr-sandbox-" });
@@ -63,6 +65,8 @@ export async function setupSandbox(options: { threads?: number } = {}): Promise<
     services: createPrintingServices((l) => lines.push(l)),
     logger: createLogger({ level: "debug", write: (l) => logs.push(l) }),
     ...(options.threads ? { threads: options.threads } : {}),
+    ...(options.processMemoryMb ? { processMemoryMb: options.processMemoryMb } : {}),
+    ...(options.killGraceMs ? { killGraceMs: options.killGraceMs } : {}),
   });
   return {
     sandbox,
