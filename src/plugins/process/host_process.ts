@@ -84,6 +84,7 @@ export class HostProcess {
       this.kill("crash");
     }, opts.startMs);
     this.ready.then(() => clearTimeout(startTimer), () => clearTimeout(startTimer));
+    this.ready.catch(() => {}); // awaited by whoever needs it; never an unhandled rejection
     void this.#readLoop();
     void this.#readStderr();
     this.#watch = setInterval(() => this.#sample(), opts.watchMs);
@@ -207,6 +208,7 @@ export class HostProcess {
     const p = new Promise<Frame<Done>>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
     });
+    p.catch(() => {}); // the caller awaits p; a close() must not leave it unhandled
     if (killAt !== undefined) {
       clearTimeout(this.#killTimer);
       this.#killTimer = setTimeout(() => this.kill("deadline"), Math.max(0, killAt - Date.now()));
