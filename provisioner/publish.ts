@@ -125,6 +125,7 @@ export async function publishAgent(o: PublishOptions): Promise<PublishResult> {
   let agents: AgentSpec[] = [];
   let version = 0;
   let settings: unknown;
+  let removed: string[] = [];
   const cur = await kv.get(key);
   if (cur && cur.operation === "PUT") {
     // read the current spec without a trust list: the publisher re-signs what it keeps
@@ -134,14 +135,18 @@ export async function publishAgent(o: PublishOptions): Promise<PublishResult> {
       version: number;
       agents: AgentSpec[];
       settings?: unknown;
+      removed?: string[];
     };
     version = doc.version;
     agents = doc.agents.filter((a) => a.name !== o.agent);
     settings = doc.settings;
+    // publishing again undoes an unpublish of this agent at this key
+    removed = (doc.removed ?? []).filter((n) => n !== o.agent);
   }
   const spec = {
     version: version + 1,
     agents: [...agents, agentSpec],
+    ...(removed.length ? { removed } : {}),
     ...(settings ? { settings } : {}),
   };
   const envelope = signSpec(spec, o.seed);

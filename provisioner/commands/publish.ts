@@ -1,11 +1,12 @@
 /**
- * mr-saas commands: `key create`, `publish`, `agents` (DESIGN §6).
+ * mr-saas commands: `key create`, `publish`, `unpublish`, `rollback`, `agents` (DESIGN §6).
  *
  * @module
  */
 import type { Command } from "commander";
 import { saasConnect } from "../connect.ts";
 import { listPublished, publishAgent, s3FromEnv } from "../publish.ts";
+import { rollbackAgent, unpublishAgent } from "../lifecycle.ts";
 import { createSigningKey } from "../../src/desired/envelope.ts";
 import { UsageError } from "../../src/cli/errors.ts";
 import { parseDuration } from "../../src/util/duration.ts";
@@ -146,6 +147,102 @@ export function registerPublishCommands(program: Command): void {
       });
       out(JSON.stringify(r));
     });
+
+  const readSeed = async (file: string) => {
+    try {
+      return (await Deno.readTextFile(file)).trim();
+    } catch (err) {
+      throw new UsageError(`cannot read signing key ${file}: ${(err as Error).message}`);
+    }
+  };
+  const checkIds = (o: { agent: string; site: string; node?: string }) => {
+    for (const [n, v] of [["agent", o.agent], ["site", o.site], ["node", o.node]] as const) {
+      if (v !== undefined && !ID.test(v)) throw new UsageError(`--${n} must match ${ID.source}`);
+    }
+  };
+
+  program.command("unpublish")
+    .description(
+      "remove an agent from a site (or one node), signed with the next version; nodes stop it",
+    )
+    .requiredOption("--agent <name>", "agent name")
+    .requiredOption("--site <site>", "site")
+    .option("--node <node>", "only this node (hides the site's agent there)")
+    .requiredOption("--sign-key <file>", "signing key seed file (mr-saas key create)")
+    .option("--json", "print JSON")
+    .action(
+      async (
+        o: { agent: string; site: string; node?: string; signKey: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        checkIds(o);
+        const seed = await readSeed(o.signKey);
+        await using nc = await saasConnect(cmd);
+        const r = await unpublishAgent({
+          nc,
+          agent: o.agent,
+          site: o.site,
+          ...(o.node ? { node: o.node } : {}),
+          seed,
+        });
+        if (o.json) out(JSON.stringify(r));
+        else out(`unpublished ${r.agent} at ${r.key} (version ${r.version})`);
+      },
+    );
+
+  program.command("rollback")
+    .description("publish an earlier module of an agent (from the KV history) as the next version")
+    .requiredOption("--agent <name>", "agent name")
+    .requiredOption("--site <site>", "site")
+    .option("--node <node>", "the node key instead of the site key")
+    .option("--to-version <v>", "the spec version to take the agent from")
+    .option("--to-sha256 <hex>", "the module hash to go back to")
+    .requiredOption("--sign-key <file>", "signing key seed file (mr-saas key create)")
+    .option("--json", "print JSON")
+    .action(
+      async (
+        o: {
+          agent: string;
+          site: string;
+          node?: string;
+          toVersion?: string;
+          toSha256?: string;
+          signKey: string;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        checkIds(o);
+        if (o.toVersion !== undefined && !/^[1-9]\d*$/.test(o.toVersion)) {
+          throw new UsageError(`--to-version must be a positive integer, got "${o.toVersion}"`);
+        }
+        if (o.toSha256 !== undefined && !/^[0-9a-f]{64}$/.test(o.toSha256)) {
+          throw new UsageError("--to-sha256 must be 64 lowercase hex digits");
+        }
+        if (o.toVersion !== undefined && o.toSha256 !== undefined) {
+          throw new UsageError("give --to-version or --to-sha256, not both");
+        }
+        const seed = await readSeed(o.signKey);
+        await using nc = await saasConnect(cmd);
+        const r = await rollbackAgent({
+          nc,
+          agent: o.agent,
+          site: o.site,
+          ...(o.node ? { node: o.node } : {}),
+          seed,
+          ...(o.toVersion !== undefined ? { toVersion: Number(o.toVersion) } : {}),
+          ...(o.toSha256 !== undefined ? { toSha256: o.toSha256 } : {}),
+        });
+        if (o.json) out(JSON.stringify(r));
+        else {
+          out(
+            `rolled back ${r.agent} at ${r.key} to ${
+              r.sha256.slice(0, 12)
+            } (from version ${r.from_version}), now version ${r.version}`,
+          );
+        }
+      },
+    );
 
   program.command("agents")
     .description("show the agents published for a site (and optionally a node)")
