@@ -129,6 +129,8 @@ export function createAgentManager(opts: AgentManagerOptions): DaemonModule {
           c.refreshFacts().catch(() => {});
         },
       });
+      // facts were collected before the modules started: report the policy's hash now
+      if (policy.current()) c.refreshFacts().catch(() => {});
       const store = createArtifactStore({
         dir: join(c.config.state_dir, "cas"),
         ...(c.config.s3 ? { s3: c.config.s3 } : {}),

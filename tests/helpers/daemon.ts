@@ -27,6 +27,8 @@ export interface StartNodeOptions {
   env?: Record<string, string>;
   /** Deno flags before main.ts. @default {DAEMON_DENO_FLAGS} (what `deno task mr` ships) */
   denoArgs?: string[];
+  /** The entry module instead of main.ts (a builder's binary with compiled-in agents). */
+  entry?: string;
   /** Wait until `health.json` says connected (default true; false for offline starts). */
   waitConnected?: boolean;
   /** @default {30000} */
@@ -84,7 +86,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       "run",
       "-A",
       ...(o.denoArgs ?? DAEMON_DENO_FLAGS),
-      join(ROOT, "main.ts"),
+      o.entry ?? join(ROOT, "main.ts"),
       "run",
       "--config",
       configPath,
