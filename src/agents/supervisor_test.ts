@@ -67,6 +67,7 @@ function harness(o: {
       const p: AgentPlugin = {
         name: "a1",
         info: {} as AgentPlugin["info"],
+        lastCall: null,
         has: (fn) => ["mr_init", "mr_reconcile", "mr_shutdown", "mr_command"].includes(fn),
         call: async (fn) => {
           calls.push(`${key}:${fn}`);
