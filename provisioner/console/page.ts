@@ -4,18 +4,20 @@
  * @module
  */
 
-/** The single page every UI route serves. */
-export const INDEX_HTML = `<!doctype html>
+/** The single page every UI route serves; `version` busts the bundle's cache. */
+export const indexHtml = (version: string): string =>
+  `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Machine Room console</title>
-<link rel="stylesheet" href="/app.css">
+<link rel="stylesheet" href="/app.css?v=${version}">
+<link rel="modulepreload" href="/app.js?v=${version}">
 </head>
 <body>
 <div id="app"><p class="loading">Loading…</p></div>
-<script type="module" src="/app.js"></script>
+<script type="module" src="/app.js?v=${version}"></script>
 </body>
 </html>
 `;
@@ -54,7 +56,7 @@ td a { color:var(--accent); text-decoration:none; }
 .s-running, .s-healthy { color:var(--ok); } .s-failed { color:var(--bad); } .s-stopped, .s-started { color:var(--muted); }
 .leader { background:#6d4bd8; }
 .muted { color:var(--muted); }
-.mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12px; }
+.mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12px; word-break: break-all; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:12px 14px; margin-bottom:14px; }
 .grid2 { display:grid; grid-template-columns: 1fr 1fr; gap:14px; }
 .charts { display:flex; flex-wrap:wrap; gap:14px; }

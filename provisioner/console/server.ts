@@ -12,7 +12,8 @@ import type { FleetView, NodeRow, ViewEvent } from "./view.ts";
 import { sameSecret, type Sessions } from "./auth.ts";
 import { desiredState, nodeEvents, nodeMetrics, RANGES, sendCommand } from "./queries.ts";
 import { renderMetrics, type RolloutGauge } from "./prom.ts";
-import { INDEX_HTML, STYLE_CSS } from "./page.ts";
+import { indexHtml, STYLE_CSS } from "./page.ts";
+import { createHash } from "node:crypto";
 
 const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const id = z.string().regex(ID, "must be an identifier (a-z0-9_-, 1-63 chars)");
@@ -234,6 +235,13 @@ export function createHandler(
   deps: ConsoleDeps,
 ): (req: Request, info?: { completed?: Promise<void> }) => Promise<Response> {
   const { view, sessions } = deps;
+  // the bundle and stylesheet are immutable per version: browsers keep them
+  const version = createHash("sha256").update(deps.bundle).update(STYLE_CSS).digest("hex").slice(
+    0,
+    16,
+  );
+  const INDEX_HTML = indexHtml(version);
+  const immutable = { "cache-control": "public, max-age=31536000, immutable" };
   let streams = 0;
   let refusedInWindow = 0;
   let refusedTimer: ReturnType<typeof setTimeout> | null = null;
@@ -424,12 +432,16 @@ export function createHandler(
       if (p === "/healthz") return json({ ok: true });
       if (p === "/app.css") {
         return new Response(STYLE_CSS, {
-          headers: { ...SECURITY_HEADERS, "content-type": "text/css; charset=utf-8" },
+          headers: { ...SECURITY_HEADERS, ...immutable, "content-type": "text/css; charset=utf-8" },
         });
       }
       if (p === "/app.js") {
         return new Response(deps.bundle.slice(), {
-          headers: { ...SECURITY_HEADERS, "content-type": "text/javascript; charset=utf-8" },
+          headers: {
+            ...SECURITY_HEADERS,
+            ...immutable,
+            "content-type": "text/javascript; charset=utf-8",
+          },
         });
       }
       if (p === "/metrics") {

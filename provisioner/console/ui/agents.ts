@@ -4,7 +4,7 @@
 import { h } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import htm from "htm";
-import { get } from "./api.ts";
+import { compactGrants, get } from "./api.ts";
 
 const html = htm.bind(h);
 
@@ -121,7 +121,7 @@ export function AgentsView() {
                       `
                       : null}</td>
                     <td class="mono">${String(a.wasm?.sha256 ?? "").slice(0, 12)}</td>
-                    <td class="mono">${JSON.stringify(a.grants ?? {})}</td>
+                    <td class="mono">${compactGrants(a.grants)}</td>
                     <td class="mono">${JSON.stringify(a.limits ?? {})}</td>
                     <td class="mono">${a.match ? JSON.stringify(a.match) : "all"}</td>
                     <td class="mono">${a.rollout ? JSON.stringify(a.rollout) : "—"}</td>

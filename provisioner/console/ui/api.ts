@@ -51,3 +51,18 @@ export function ago(t: number | null): string {
   if (s < 86400) return `${Math.round(s / 3600)} h ago`;
   return `${Math.round(s / 86400)} d ago`;
 }
+
+/** Grants without the empty defaults: `{"exec":[...],"events":true}`. */
+export function compactGrants(g: unknown): string {
+  if (!g || typeof g !== "object") return "—";
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(g as Record<string, unknown>)) {
+    if (v === false || v === null || (Array.isArray(v) && v.length === 0)) continue;
+    if (k === "files" && v && typeof v === "object") {
+      const f = v as { read?: unknown[]; write?: unknown[] };
+      if (!f.read?.length && !f.write?.length) continue;
+    }
+    out[k] = v;
+  }
+  return Object.keys(out).length ? JSON.stringify(out) : "none";
+}

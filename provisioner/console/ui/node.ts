@@ -4,7 +4,7 @@
 import { h } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import htm from "htm";
-import { ago, get, post } from "./api.ts";
+import { ago, compactGrants, get, post } from "./api.ts";
 import { Chart } from "./chart.ts";
 
 const html = htm.bind(h);
@@ -227,7 +227,7 @@ export function NodeView({ customer, site, node }: Props) {
               <td class=${"s-" + a.status}>${a.status}</td>
               <td>${a.last_error ?? (a.last_run ? "ok " + ago(Date.parse(a.last_run)) : "—")}</td>
               <td>${a.restarts ?? "—"}</td>
-              <td class="mono">${grants[a.name] ? JSON.stringify(grants[a.name]) : "—"}</td>
+              <td class="mono">${grants[a.name] ? compactGrants(grants[a.name]) : "—"}</td>
             </tr>
           `
         )}</tbody>
