@@ -30,7 +30,11 @@ export async function compileWat(source: string): Promise<Uint8Array> {
   }
   wabtPromise ??= wabtInit();
   const wabt = await wabtPromise;
-  const mod = wabt.parseWat(name, text, { bulk_memory: true, mutable_globals: true });
+  const mod = wabt.parseWat(name, text, {
+    bulk_memory: true,
+    mutable_globals: true,
+    tail_call: true,
+  });
   try {
     mod.validate();
     const bytes = new Uint8Array(mod.toBinary({}).buffer);

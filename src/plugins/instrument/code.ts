@@ -11,8 +11,9 @@
  *   (an overcharge when the branch is taken, never an undercharge).
  * - **Bulk operations** (`memory.fill/copy/init`, `table.fill/copy/init`, `memory.grow`,
  *   `table.grow`) are charged by their length operand at run time, before they execute:
- *   the length is copied with `local.tee` into a fresh local and `len/16` (bytes),
- *   `min(len, 2^24)×8` (table entries) or `min(len, 65536)×4096` (pages) is subtracted.
+ *   the length is copied with `local.tee` into a fresh local and `len/4` (bytes),
+ *   `min(len, 2^24)×32` (table entries; for `table.grow` the table's current size is added,
+ *   since V8 copies it), or `min(len, 65536)×16384` (pages) is subtracted.
  * - **Counter.** The function keeps the fuel left of the current chunk in a local (a
  *   register in the hot loop), loaded from the module's fuel global at entry and written
  *   back before every call of a module function (and reloaded after it), before `return`,
@@ -22,7 +23,7 @@
  *   the runtime answers 0 (deadline passed or budget spent), then traps.
  *
  * Invariant that keeps i32 arithmetic exact: after every check `0 ≤ fl ≤ chunk (2^20)`,
- * and no single charge exceeds 2^29, so `fl - cost` never overflows.
+ * and no single charge exceeds 2^30, so `fl - cost` never overflows.
  *
  * @module
  */
@@ -38,6 +39,12 @@ export interface CodeContext {
   /** Index of the internal `refuel(i32) -> i32` function. */
   refuel: number;
 }
+
+/**
+ * Added to every charged block: the check itself (7 instructions) costs about as much as a
+ * short block in V8's baseline tier.
+ */
+export const CHECK_COST = 2;
 
 /** V8's limit on locals per function. */
 const MAX_LOCALS = 50_000;
@@ -144,20 +151,31 @@ export function rewriteBody(
   const charge = () => {
     const c = costs[bi++]!;
     if (c === 0) return;
-    w.byte(0x20).u32(FL).byte(0x41).s32(c).byte(0x6b); // local.get $fl; i32.const c; i32.sub
+    // local.get $fl; i32.const c; i32.sub (the check's own work is part of the cost)
+    w.byte(0x20).u32(FL).byte(0x41).s32(c + CHECK_COST).byte(0x6b);
     check();
   };
   const flush = () => w.byte(0x20).u32(FL).byte(0x24).u32(G);
   const reload = () => w.byte(0x23).u32(G).byte(0x21).u32(FL);
-  /** fl -= f(len), len = the operand on top of the stack (kept there). */
-  const chargeLength = (cap: number, shift: number, left: boolean) => {
-    w.byte(0x22).u32(LEN).byte(0x20).u32(FL).byte(0x20).u32(LEN);
-    if (cap > 0) { // min(len, cap) as unsigned
-      w.byte(0x41).s32(cap).byte(0x20).u32(LEN).byte(0x41).s32(cap).byte(0x49).byte(0x1b);
-    }
-    w.byte(0x41).byte(shift).byte(left ? 0x74 : 0x76).byte(0x6b);
+  /** Pushes min(x, cap) as unsigned, x being what `push` leaves on the stack (twice). */
+  const min = (push: () => void, cap: number) => {
+    push();
+    w.byte(0x41).s32(cap);
+    push();
+    w.byte(0x41).s32(cap).byte(0x49).byte(0x1b); // i32.lt_u; select
+  };
+  const len = () => w.byte(0x20).u32(LEN);
+  /**
+   * `fl -= f(len)` where len (the operand on top of the stack, kept there) is first copied
+   * into $len; `f` pushes the cost from it.
+   */
+  const chargeLength = (f: () => void) => {
+    w.byte(0x22).u32(LEN).byte(0x20).u32(FL);
+    f();
+    w.byte(0x6b);
     check();
   };
+  const shl = (n: number) => w.byte(0x41).byte(n).byte(0x74);
   reload();
   charge();
   let depth = 0;
@@ -230,19 +248,28 @@ export function rewriteBody(
       case Kind.RefFunc:
         w.byte(0xd2).u32(d.imm < imported ? d.imm : d.imm + 1);
         break;
-      case Kind.BulkMemory:
-        chargeLength(0, 4, false);
+      case Kind.BulkMemory: // len / 4 (bytes)
+        chargeLength(() => len().byte(0x41).byte(2).byte(0x76));
         w.bytes(src, s, e);
         break;
-      case Kind.MemoryGrow:
-        chargeLength(65536, 12, true);
+      case Kind.MemoryGrow: // min(pages, 65536) × 16384
+        chargeLength(() => (min(len, 65536), shl(14)));
         w.bytes(src, s, e);
         break;
-      case Kind.BulkTable:
-      case Kind.TableGrow:
-        chargeLength(1 << 24, 3, true);
+      case Kind.BulkTable: // min(len, 2^24) × 32
+        chargeLength(() => (min(len, 1 << 24), shl(5)));
         w.bytes(src, s, e);
         break;
+      case Kind.TableGrow: { // min(min(delta, 2^24) + size, 2^24) × 32: V8 copies the table
+        const table = d.imm;
+        const grown = () => {
+          min(len, 1 << 24);
+          w.byte(0xfc).u32(16).u32(table).byte(0x6a); // table.size; i32.add
+        };
+        chargeLength(() => (min(grown, 1 << 24), shl(5)));
+        w.bytes(src, s, e);
+        break;
+      }
       default:
         w.bytes(src, s, e);
     }

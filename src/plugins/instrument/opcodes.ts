@@ -8,8 +8,10 @@
  * The cost table (fuel units ≈ simple instructions): most instructions cost 1, structural
  * ones (`block`, `loop`, `end`, `else`, `nop`) 0, divisions and square roots 4, calls 4,
  * indirect calls 6, calls of imported (host/kernel) functions 100, memory.grow/table.grow
- * 100 and bulk operations 10, plus their length-proportional part charged at run time
- * (see code.ts).
+ * 100, memory.fill/copy/init 50 and table.fill/copy/init 100, plus their
+ * length-proportional part charged at run time (see code.ts). Calibrated against V8's
+ * baseline tier (Liftoff, where a runaway single call stays): no class of instruction runs
+ * slower than ~5 ns per unit there, so a refill chunk of 2^20 units is ≤ ~5 ms.
  *
  * @module
  */
@@ -56,6 +58,10 @@ export interface Decoded {
 
 /** Cost of calling an imported function (a JS host or kernel function). */
 export const IMPORT_CALL_COST = 100;
+/** Base cost of memory.fill/copy/init (a call into the engine), before the length part. */
+export const BULK_MEMORY_COST = 50;
+/** Base cost of table.fill/copy/init, before the length part. */
+export const BULK_TABLE_COST = 100;
 
 function unsupported(_r: Reader, at: number, what: string): never {
   throw new WasmFormatError(`Unsupported instruction: ${what}`, at);
@@ -255,7 +261,7 @@ function decodeFc(r: Reader, d: Decoded, at: number): void {
       r.u32();
       memIndex(r);
       d.kind = Kind.BulkMemory;
-      d.cost = 10;
+      d.cost = BULK_MEMORY_COST;
       return;
     case 9: // data.drop
     case 13: // elem.drop
@@ -265,22 +271,22 @@ function decodeFc(r: Reader, d: Decoded, at: number): void {
       memIndex(r);
       memIndex(r);
       d.kind = Kind.BulkMemory;
-      d.cost = 10;
+      d.cost = BULK_MEMORY_COST;
       return;
     case 11: // memory.fill mem
       memIndex(r);
       d.kind = Kind.BulkMemory;
-      d.cost = 10;
+      d.cost = BULK_MEMORY_COST;
       return;
     case 12: // table.init elem table
     case 14: // table.copy dst src
       r.u32();
       r.u32();
       d.kind = Kind.BulkTable;
-      d.cost = 10;
+      d.cost = BULK_TABLE_COST;
       return;
     case 15: // table.grow
-      r.u32();
+      d.imm = r.u32();
       d.kind = Kind.TableGrow;
       d.cost = 100;
       return;
@@ -290,7 +296,7 @@ function decodeFc(r: Reader, d: Decoded, at: number): void {
     case 17: // table.fill
       r.u32();
       d.kind = Kind.BulkTable;
-      d.cost = 10;
+      d.cost = BULK_TABLE_COST;
       return;
   }
   unsupported(r, at, `0xfc ${sub}`);
