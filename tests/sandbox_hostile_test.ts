@@ -212,7 +212,8 @@ Deno.test("hostile - a host process over its memory ceiling is killed: memory_li
   const hog = await t.sandbox.load(await compileWat("mem_hog"), {
     name: "hog",
     grants: noGrants,
-    limits: { ...limits, memory_mb: 1024, timeout_ms: 10_000 },
+    // fuel for the 250 MiB grow and fill (charged by length before they run: ~130 M)
+    limits: { ...limits, memory_mb: 1024, timeout_ms: 10_000, fuel: 1_000_000_000 },
   });
   const err = await stop(hog.call("hog", new Uint8Array([250])), "memory_limit"); // 250 MiB
   assert(err.message.includes("ceiling"), err.message);

@@ -11,6 +11,7 @@ import { grantsSchema, type Limits, limitsSchema } from "../desired/spec.ts";
 import type { Logger } from "../log/logger.ts";
 import { checkLoadable, compileModule, describeModule, sha256Hex } from "./abi.ts";
 import { type HostCallContext, runHostFunction } from "./host_functions.ts";
+import { INIT_EXPORTS } from "./instrument.ts";
 import { INSTRUMENT_CACHE_DIR, instrumentCached } from "./instrument_cache.ts";
 import { planMemory } from "./module_limits.ts";
 import { PluginHandle } from "./plugin_handle.ts";
@@ -373,7 +374,10 @@ class SandboxImpl implements Sandbox {
       this.entries.delete(entry.key);
       throw err;
     }
-    const exports = WebAssembly.Module.exports(module).filter((e) => e.kind === "function");
+    // the instrumenter runs _initialize/hs_init itself, at the first call (not exported)
+    const exports = WebAssembly.Module.exports(module).filter((e) =>
+      e.kind === "function" && (unmetered || !INIT_EXPORTS.includes(e.name))
+    );
     return new PluginHandle(this, entry, info, limits, new Set(exports.map((e) => e.name)));
   }
 

@@ -29,7 +29,7 @@ async function expectStop(p: AgentPlugin, fn: string, code: string): Promise<voi
   }
 }
 
-Deno.test("hostile - every runaway class stops with fuel_exhausted on a small budget", async () => {
+Deno.test("metering - every runaway class stops with fuel_exhausted on a small budget", async () => {
   await using t = await setupSandbox();
   for (const [fixture, fns] of RUNAWAYS) {
     const p = await t.sandbox.load(await compileWat(fixture), {
@@ -45,7 +45,7 @@ Deno.test("hostile - every runaway class stops with fuel_exhausted on a small bu
   }
 });
 
-Deno.test("hostile - every runaway class stops itself at its deadline with ample fuel", async () => {
+Deno.test("metering - every runaway class stops itself at its deadline with ample fuel", async () => {
   await using t = await setupSandbox();
   for (const [fixture, fns] of RUNAWAYS) {
     const p = await t.sandbox.load(await compileWat(fixture), {
@@ -61,7 +61,7 @@ Deno.test("hostile - every runaway class stops itself at its deadline with ample
   }
 });
 
-Deno.test("hostile - recursion is a trap, a huge bulk length is charged before its bounds trap", async () => {
+Deno.test("metering - recursion is a trap, a huge bulk length is charged before its bounds trap", async () => {
   await using t = await setupSandbox();
   const limits = limitsSchema.parse({ fuel: 100_000_000, timeout_ms: 5_000, memory_mb: 64 });
   const c = await t.sandbox.load(await compileWat("hostile_control"), {
@@ -86,7 +86,7 @@ Deno.test("hostile - recursion is a trap, a huge bulk length is charged before i
   await expectStop(rich, "fill_huge", "trap");
 });
 
-Deno.test("hostile - a spinning start function or _initialize is stopped at the first call, not at load", async () => {
+Deno.test("metering - a spinning start function or _initialize is stopped at the first call, not at load", async () => {
   await using t = await setupSandbox();
   for (const fixture of ["start_spin", "initialize_spin"]) {
     for (
@@ -108,7 +108,7 @@ Deno.test("hostile - a spinning start function or _initialize is stopped at the 
   }
 });
 
-Deno.test("hostile - instrumented modules are cached in the state dir (0600) and a corrupt entry is rebuilt", async () => {
+Deno.test("metering - instrumented modules are cached in the state dir (0600) and a corrupt entry is rebuilt", async () => {
   await using t = await setupSandbox();
   const wasm = await compileWat("differential");
   const opts = { name: "d", grants: noGrants, limits: limitsSchema.parse({ memory_mb: 4 }) };
