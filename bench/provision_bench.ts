@@ -18,6 +18,7 @@ const prov = await serveProvisioner({ home, servers: [srv.url] });
 const url = `http://127.0.0.1:${prov.addr.port}`;
 const N = 3000;
 const { token } = await issueToken(home, {
+  server: srv.url,
   customer: "acme",
   site: "s1",
   provisioner: url,

@@ -1,61 +1,223 @@
 /**
- * The provisioning audit log: one JSON record per decision in `<home>/audit.log`, each
- * carrying the previous record's hash (`prev`) and its own (`hash`), so an edited, removed
- * or reordered record breaks the chain (`mr-saas audit verify`).
+ * The provisioning audit log, `<home>/audit.log`: one JSON record per decision, each with
+ * its sequence number (`seq`), the previous record's MAC (`prev`) and its own (`hash`), an
+ * HMAC-SHA256 keyed with `keys/audit.key` (0600, never leaves the home). Without the key
+ * an edited record cannot be given a valid MAC, so editing, removing, reordering records or
+ * recomputing the chain is detected by `mr-saas audit verify`.
+ *
+ * Every process appends through one file lock (`audit.lock`) and re-reads the log's tail
+ * under it, so `serve` and CLI commands interleave into one chain. A failed append fails
+ * only itself.
+ *
+ * Truncation: a process holding the records (records.ts) publishes the head (`seq`,
+ * `hash`) to `MR_PROV_AUDIT` under the same lock; `verify` compares the log with it, so a
+ * tail cut off (or a log replaced by an older copy) is detected, up to the last append made
+ * by a connected process.
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { createHmac } from "node:crypto";
 import { join } from "node:path";
+import type { AuditHead, Records } from "./records.ts";
 
-let auditTail: Promise<void> = Promise.resolve();
-const lastHash = new Map<string, string>();
+const GENESIS = "0".repeat(64);
+const TAIL_BYTES = 64 * 1024;
 
-/** Appends a hash-chained audit record (`prev` = previous record's hash). */
-export function audit(home: string, record: Record<string, unknown>): Promise<void> {
-  const path = join(home, "audit.log");
-  auditTail = auditTail.then(async () => {
-    let prev = lastHash.get(path);
-    if (prev === undefined) {
-      prev = "0".repeat(64);
-      try {
-        const lines = (await Deno.readTextFile(path)).trim().split("\n").filter(Boolean);
-        if (lines.length) prev = JSON.parse(lines.at(-1)!).hash;
-      } catch { /* new log */ }
+let auditTail: Promise<unknown> = Promise.resolve();
+const keys = new Map<string, Uint8Array>();
+
+/** The home's audit MAC key (created 0600 on first use; concurrent creators agree). */
+export async function auditKey(home: string): Promise<Uint8Array> {
+  const known = keys.get(home);
+  if (known) return known;
+  const path = join(home, "keys", "audit.key");
+  try {
+    const f = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    try {
+      const key = crypto.getRandomValues(new Uint8Array(32));
+      await f.write(
+        new TextEncoder().encode(Array.from(key, (b) => b.toString(16).padStart(2, "0")).join("")),
+      );
+    } finally {
+      f.close();
     }
-    const body = { time: new Date().toISOString(), ...record, prev };
-    const hash = createHash("sha256").update(JSON.stringify(body)).digest("hex");
-    await Deno.writeTextFile(path, JSON.stringify({ ...body, hash }) + "\n", {
-      append: true,
-      mode: 0o600,
-    });
-    lastHash.set(path, hash);
-  });
-  return auditTail;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  for (let i = 0;; i++) {
+    const hex = (await Deno.readTextFile(path)).trim();
+    if (hex.length === 64) {
+      const key = Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
+      keys.set(home, key);
+      return key;
+    }
+    if (i > 50) throw new Error(`${path} is not a 32-byte hex key`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
-/** Verifies the chain; returns the 1-based line of the first bad record, or 0. */
+function mac(key: Uint8Array, body: Record<string, unknown>): string {
+  return createHmac("sha256", key).update(JSON.stringify(body)).digest("hex");
+}
+
+/** The last whole record of the log (seq and hash), or the genesis. */
+async function readHead(path: string): Promise<AuditHead> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return { seq: 0, hash: GENESIS };
+    throw err;
+  }
+  try {
+    const size = (await f.stat()).size;
+    const start = Math.max(0, size - TAIL_BYTES);
+    await f.seek(start, Deno.SeekMode.Start);
+    const buf = new Uint8Array(size - start);
+    let off = 0;
+    while (off < buf.length) {
+      const n = await f.read(buf.subarray(off));
+      if (n === null) break;
+      off += n;
+    }
+    const lines = new TextDecoder().decode(buf.subarray(0, off)).split("\n");
+    for (let i = lines.length - 1; i >= 0; i--) {
+      try {
+        const r = JSON.parse(lines[i]!);
+        if (typeof r.seq === "number" && typeof r.hash === "string") {
+          return { seq: r.seq, hash: r.hash };
+        }
+      } catch { /* a partial line from a crashed writer */ }
+    }
+    if (start === 0) return { seq: 0, hash: GENESIS };
+    throw new Error(`${path}: no whole record in its last ${TAIL_BYTES} bytes`);
+  } finally {
+    f.close();
+  }
+}
+
+/** Options of {@linkcode audit}. */
+export interface AuditOptions {
+  /** Publish the new head to these records (truncation anchor). */
+  anchor?: Records;
+  /** @default {Date.now} */
+  now?: () => number;
+}
+
+/** Appends a MAC-chained audit record under the home's file lock. */
+export function audit(
+  home: string,
+  record: Record<string, unknown>,
+  options: AuditOptions = {},
+): Promise<void> {
+  const path = join(home, "audit.log");
+  const run = async () => {
+    const key = await auditKey(home);
+    const lock = await Deno.open(join(home, "audit.lock"), {
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
+    try {
+      await lock.lock(true);
+      const head = await readHead(path);
+      const body = {
+        seq: head.seq + 1,
+        time: new Date((options.now ?? Date.now)()).toISOString(),
+        ...record,
+        prev: head.hash,
+      };
+      const hash = mac(key, body);
+      await Deno.writeTextFile(path, JSON.stringify({ ...body, hash }) + "\n", {
+        append: true,
+        mode: 0o600,
+      });
+      if (options.anchor) {
+        await options.anchor.update<AuditHead>(
+          "audit",
+          "head",
+          (cur) => (cur && cur.seq >= body.seq ? cur : { seq: body.seq, hash }),
+        );
+      }
+    } finally {
+      await lock.unlock().catch(() => {});
+      lock.close();
+    }
+  };
+  const p = auditTail.then(run, run);
+  auditTail = p.catch(() => {});
+  return p;
+}
+
+/** Result of {@linkcode verifyAudit}. */
+export interface AuditVerification {
+  records: number;
+  /** 1-based line of the first bad record, or 0. */
+  badLine: number;
+  reason?: string;
+  /** The log's last record. */
+  head: AuditHead;
+  /** The anchored head the log was compared with (null when no records were given). */
+  anchor: AuditHead | null;
+}
+
+/** Verifies the chain (and, given the records, the anchored head). */
 export async function verifyAudit(
   home: string,
-): Promise<{ records: number; badLine: number; reason?: string }> {
+  options: { records?: Records } = {},
+): Promise<AuditVerification> {
+  const key = await auditKey(home);
   const lines = (await Deno.readTextFile(join(home, "audit.log"))).split("\n").filter(Boolean);
-  let prev = "0".repeat(64);
+  const anchor = options.records ? await options.records.get<AuditHead>("audit", "head") : null;
+  let prev = GENESIS;
+  const hashes: string[] = [];
+  const bad = (i: number, reason: string): AuditVerification => ({
+    records: lines.length,
+    badLine: i + 1,
+    reason,
+    head: { seq: i, hash: prev },
+    anchor,
+  });
   for (let i = 0; i < lines.length; i++) {
     let rec: Record<string, unknown>;
     try {
       rec = JSON.parse(lines[i]!);
     } catch {
-      return { records: lines.length, badLine: i + 1, reason: "not JSON" };
+      return bad(i, "not JSON");
     }
     const { hash, ...body } = rec;
-    if (body.prev !== prev) {
-      return { records: lines.length, badLine: i + 1, reason: "chain broken (prev hash)" };
+    if (body.seq !== i + 1) {
+      return bad(
+        i,
+        `sequence ${body.seq} where ${i + 1} was expected (record removed or inserted)`,
+      );
     }
-    const actual = createHash("sha256").update(JSON.stringify(body)).digest("hex");
-    if (actual !== hash) {
-      return { records: lines.length, badLine: i + 1, reason: "record edited (hash mismatch)" };
-    }
+    if (body.prev !== prev) return bad(i, "chain broken (prev does not match the record before)");
+    if (mac(key, body) !== hash) return bad(i, "record edited (MAC mismatch)");
     prev = hash as string;
+    hashes.push(prev);
   }
-  return { records: lines.length, badLine: 0 };
+  const head = { seq: lines.length, hash: prev };
+  if (anchor) {
+    if (anchor.seq > lines.length) {
+      return {
+        records: lines.length,
+        badLine: lines.length + 1,
+        reason:
+          `truncated: the anchored head is record ${anchor.seq}, the log ends at ${lines.length}`,
+        head,
+        anchor,
+      };
+    }
+    if (hashes[anchor.seq - 1] !== anchor.hash) {
+      return {
+        records: lines.length,
+        badLine: anchor.seq,
+        reason: "record differs from the anchored head (log replaced)",
+        head,
+        anchor,
+      };
+    }
+  }
+  return { records: lines.length, badLine: 0, head, anchor };
 }

@@ -1,19 +1,22 @@
 /**
  * `POST /v1/enroll`: a node presents a provisioning token, its new user key and a signature
- * over a nonce; it gets a user JWT and its config.
+ * over a nonce; it gets a user JWT and its config, signed with the provisioner key.
+ *
+ * Token uses and node names are kept in the records (records.ts) with compare-and-set:
+ * every enrolment counts one use, a name enrolled under another key is refused until that
+ * node is revoked, and every key a name ever had is kept.
  *
  * @module
  */
-import { join } from "node:path";
 import { z } from "zod";
 import { idSchema } from "../src/util/ids.ts";
 import { audit } from "./audit.ts";
 import type { Minter } from "./credentials.ts";
 import { EnrollError } from "./errors.ts";
 import type { HomeConfig } from "./home.ts";
-import { accountRevoked } from "./operator.ts";
 import type { Proofs } from "./proof.ts";
-import { readTokens, type TokenRecord, verifyToken } from "./tokens.ts";
+import { nodeKey, type NodeRecord, type Records, tokenKey, type TokenRecord } from "./records.ts";
+import { verifyToken } from "./tokens.ts";
 
 /** Body of `POST /v1/enroll`. */
 export const EnrollRequestSchema = z.object({
@@ -34,55 +37,78 @@ export interface EnrollDeps {
   config: HomeConfig;
   minter: Minter;
   proofs: Proofs;
+  records: Records;
   servers: string[];
+  /** Signs the response payload with the provisioner key. */
+  sign: (payload: Uint8Array) => Promise<string>;
   webhook?: string;
+  now?: () => number;
 }
 
-/** Creates the enrolment handler (token records read from the home's files). */
-export function createEnroll(d: EnrollDeps): (body: EnrollRequest) => Promise<unknown> {
-  let tokens: Record<string, TokenRecord> = {};
-  const tokensFile = join(d.home, "tokens.json");
-  let tokensMtime = -1;
-  let lockTail: Promise<unknown> = Promise.resolve();
-  const locked = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = lockTail.then(fn, fn);
-    lockTail = run.catch(() => {});
+const enc = new TextEncoder();
+
+function b64url(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+const overused = (t: TokenRecord) =>
+  new EnrollError(403, "overused", `token already used by ${t.uses} of ${t.max_nodes} node(s)`);
+const nameTaken = (site: string, node: string) =>
+  new EnrollError(
+    409,
+    "name_taken",
+    `${site}.${node} is enrolled under another key: revoke it first (mr-saas node revoke ${site}.${node})`,
+  );
+
+/** Creates the enrolment handler. */
+export function createEnroll(
+  d: EnrollDeps,
+): (body: EnrollRequest, onAuthenticated?: () => void) => Promise<unknown> {
+  const now = d.now ?? Date.now;
+  // one enrolment per token at a time in this process: the compare-and-set then only races
+  // other processes, not our own requests
+  const queues = new Map<string, Promise<unknown>>();
+  const serial = <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const prev = queues.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => {});
+    queues.set(key, tail);
+    tail.then(() => queues.get(key) === tail && queues.delete(key));
     return run;
   };
-  return async (body) => {
+  return async (body, onAuthenticated) => {
     if (!(await d.proofs.take(body.nonce))) {
-      throw new EnrollError(401, "bad_nonce", "nonce unknown or expired");
+      throw new EnrollError(401, "bad_nonce", "nonce unknown, used or expired");
     }
     if (!(await d.proofs.verify(body.public_key, body.nonce, body.signature))) {
       throw new EnrollError(401, "bad_proof", "signature over the nonce does not verify");
     }
-    const { claims, jti } = await verifyToken(body.token, d.config.provisioner_key);
-    // `token issue` / `token revoke` (other processes) rewrite tokens.json
-    const mtime = (await Deno.stat(tokensFile).catch(() => null))?.mtime?.getTime() ?? 0;
-    if (mtime !== tokensMtime || !tokens[jti]) {
-      tokensMtime = mtime;
-      tokens = await readTokens(d.home);
-    }
-    const rec = tokens[jti];
+    const { claims, jti } = await verifyToken(body.token, d.config.provisioner_key, now);
+    onAuthenticated?.();
+    const tk = tokenKey(jti);
+    const rec = await d.records.get<TokenRecord>("tokens", tk);
     if (!rec) throw new EnrollError(401, "unknown_token", "token not issued here");
     if (rec.revoked) throw new EnrollError(401, "revoked", "token revoked");
-    if (await accountRevoked(d.home, claims.customer)) {
-      throw new EnrollError(403, "account_revoked", `account "${claims.customer}" is revoked`);
+    const { customer, site } = rec;
+    const revs = await d.records.get<Record<string, number>>("revocations", customer);
+    if (revs?.["*"]) {
+      throw new EnrollError(403, "account_revoked", `account "${customer}" is revoked`);
     }
-    if (rec.uses >= rec.max_nodes) {
-      throw new EnrollError(
-        403,
-        "overused",
-        `token already used by ${rec.uses} of ${rec.max_nodes} node(s)`,
-      );
+    if (rec.uses >= rec.max_nodes) throw overused(rec);
+    const nk = nodeKey(customer, site, body.node);
+    const existing = await d.records.get<NodeRecord>("nodes", nk);
+    if (existing && !existing.revoked && existing.current !== body.public_key) {
+      throw nameTaken(site, body.node);
     }
     let settings: Record<string, unknown> = {};
     if (d.webhook) {
       const r = await fetch(d.webhook, {
         method: "POST",
         body: JSON.stringify({
-          customer: claims.customer,
-          site: claims.site,
+          customer,
+          site,
           node: body.node,
           facts: body.facts ?? null,
           ext: claims.ext,
@@ -98,52 +124,78 @@ export function createEnroll(d: EnrollDeps): (body: EnrollRequest) => Promise<un
       }
       settings = w.settings ?? {};
     }
-    const userJwt = await d.minter.mint(claims.customer, claims.site, body.node, body.public_key);
-    // the use is counted in memory at once (concurrent enrolments cannot overuse)
-    // and journaled (append-only) before the node gets its credentials
-    if (rec.uses >= rec.max_nodes) {
-      throw new EnrollError(
-        403,
-        "overused",
-        `token already used by ${rec.uses} of ${rec.max_nodes} node(s)`,
-      );
-    }
-    rec.uses++;
-    rec.nodes[body.node] = body.public_key;
-    await locked(() =>
-      Deno.writeTextFile(
-        join(d.home, "token-uses.log"),
-        JSON.stringify({
-          jti,
-          node: body.node,
-          user: body.public_key,
-          time: new Date().toISOString(),
-        }) + "\n",
-        { append: true, mode: 0o600 },
-      )
-    );
+    const time = new Date(now()).toISOString();
+    await serial(tk, async () => {
+      let before: string | undefined;
+      await d.records.update<TokenRecord>("tokens", tk, (cur) => {
+        if (!cur) throw new EnrollError(401, "unknown_token", "token not issued here");
+        if (cur.revoked) throw new EnrollError(401, "revoked", "token revoked");
+        if (cur.uses >= cur.max_nodes) throw overused(cur);
+        before = cur.nodes[body.node];
+        return {
+          ...cur,
+          uses: cur.uses + 1,
+          nodes: { ...cur.nodes, [body.node]: body.public_key },
+        };
+      });
+      try {
+        await d.records.update<NodeRecord>("nodes", nk, (cur) => {
+          if (cur && !cur.revoked && cur.current !== body.public_key) {
+            throw nameTaken(site, body.node);
+          }
+          return {
+            customer,
+            site,
+            node: body.node,
+            current: body.public_key,
+            keys: [...(cur?.keys ?? []), { user: body.public_key, jti, time }],
+            revoked: false,
+          };
+        });
+      } catch (err) {
+        // the name was taken meanwhile: this was no enrolment, give the use back
+        await d.records.update<TokenRecord>("tokens", tk, (cur) => {
+          const nodes = { ...cur!.nodes };
+          if (before === undefined) delete nodes[body.node];
+          else nodes[body.node] = before;
+          return { ...cur!, uses: Math.max(0, cur!.uses - 1), nodes };
+        });
+        throw err;
+      }
+    });
+    const userJwt = await d.minter.mint(customer, site, body.node, body.public_key);
     await audit(d.home, {
       event: "enroll",
       decision: "allow",
       jti,
-      customer: claims.customer,
-      site: claims.site,
+      customer,
+      site,
       node: body.node,
       user: body.public_key,
-    });
+    }, { anchor: d.records });
+    const config = {
+      customer,
+      site,
+      node: body.node,
+      nats: { servers: d.servers },
+      trust: { spec_keys: d.config.spec_keys },
+      ...(d.config.s3 ? { s3: d.config.s3 } : {}),
+      role: claims.role,
+      provisioner: { url: claims.provisioner },
+      ...settings,
+    };
+    // signed: the node checks it against the token's issuer before trusting keys or servers
+    const payload = enc.encode(JSON.stringify({
+      user_jwt: userJwt,
+      config,
+      public_key: body.public_key,
+      nonce: body.nonce,
+      iat: Math.floor(now() / 1000),
+    }));
     return {
       user_jwt: userJwt,
-      config: {
-        customer: claims.customer,
-        site: claims.site,
-        node: body.node,
-        nats: { servers: d.servers },
-        trust: { spec_keys: d.config.spec_keys },
-        ...(d.config.s3 ? { s3: d.config.s3 } : {}),
-        role: claims.role,
-        provisioner: { url: claims.provisioner },
-        ...settings,
-      },
+      config,
+      signed: { payload: b64url(payload), signature: await d.sign(payload) },
     };
   };
 }

@@ -1,39 +1,39 @@
 import { assertEquals, assertRejects } from "@std/assert";
-import { join } from "node:path";
+import { startNatsServer } from "../tests/helpers/nats_server.ts";
 import { findNode } from "./nodes.ts";
+import { initOperator, operatorConfigLines } from "./operator.ts";
+import { nodeKey, type NodeRecord, openRecords } from "./records.ts";
 
 Deno.test("findNode - every key of a re-enrolled node; refuses to guess between customers", async () => {
   const home = await Deno.makeTempDir();
   try {
-    const rec = (customer: string) => ({
+    await initOperator(home);
+    await using srv = await startNatsServer({ config: await operatorConfigLines(home) });
+    await using r = await openRecords(home, srv.url);
+    const rec = (customer: string, users: string[]): NodeRecord => ({
       customer,
       site: "site1",
-      exp: 0,
-      max_nodes: 1,
-      uses: 0,
+      node: "n1",
+      current: users.at(-1)!,
+      keys: users.map((user) => ({ user, jti: "t", time: "2026-01-01T00:00:00Z" })),
       revoked: false,
-      nodes: {},
     });
-    await Deno.writeTextFile(
-      join(home, "tokens.json"),
-      JSON.stringify({ t1: rec("acme"), t2: rec("acme"), t3: rec("globex") }),
+    await r.create("nodes", nodeKey("acme", "site1", "n1"), rec("acme", ["UOLD", "UNEW"]));
+    await r.create("nodes", nodeKey("globex", "site1", "n1"), rec("globex", ["UGLOBEX"]));
+    const o = { records: r };
+    await assertRejects(
+      () => findNode(home, "site1", "n1", undefined, o),
+      Error,
+      "more than one customer",
     );
-    await Deno.writeTextFile(
-      join(home, "token-uses.log"),
-      [
-        { jti: "t1", node: "n1", user: "UOLD" },
-        { jti: "t2", node: "n1", user: "UNEW" },
-        { jti: "t3", node: "n1", user: "UGLOBEX" },
-      ].map((u) => JSON.stringify(u)).join("\n") + "\n",
-    );
-    await assertRejects(() => findNode(home, "site1", "n1"), Error, "more than one customer");
-    assertEquals(await findNode(home, "site1", "n1", "acme"), {
+    assertEquals(await findNode(home, "site1", "n1", "acme", o), {
       customer: "acme",
       user: "UNEW",
       users: ["UOLD", "UNEW"],
+      revoked: false,
     });
-    assertEquals((await findNode(home, "site1", "n1", "globex"))?.users, ["UGLOBEX"]);
-    assertEquals(await findNode(home, "site1", "n2"), null);
+    assertEquals((await findNode(home, "site1", "n1", "globex", o))?.users, ["UGLOBEX"]);
+    assertEquals(await findNode(home, "site1", "n2", undefined, o), null);
   } finally {
     await Deno.remove(home, { recursive: true });
   }

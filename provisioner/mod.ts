@@ -19,7 +19,6 @@ export {
   initOperator,
   listAccounts,
   operatorConfigLines,
-  pushAccount,
   relinkBackend,
   repushCustomer,
   revokeAccount,
@@ -34,6 +33,7 @@ export {
   CUSTOMER_EXPORTS,
   UNLIMITED_JETSTREAM_ACCOUNT,
 } from "./backend.ts";
+export { pushAccount } from "./resolver.ts";
 export { issueToken, listTokens, revokeToken, verifyToken } from "./tokens.ts";
 export { findNode } from "./nodes.ts";
 export { serveProvisioner } from "./service.ts";

@@ -1,38 +1,43 @@
 /**
- * Enrolled nodes, looked up by name in the token records.
+ * Enrolled nodes, looked up by name in `MR_PROV_NODES` (records.ts).
  *
  * @module
  */
-import { readTokens } from "./tokens.ts";
+import { isId } from "../src/util/ids.ts";
+import { type NodeRecord, type RecordsOption, withRecords } from "./records.ts";
 
 /**
- * The customer and every user key ever enrolled as `<site>.<node>` (from the token
- * records): a node that re-enrolled has more than one, and revoking the name revokes all.
- * Two customers may use the same site and node names; then `customer` must say which.
+ * The customer and every user key ever enrolled as `<site>.<node>`: a node that
+ * re-enrolled has more than one, and revoking the name revokes all. Two customers may use
+ * the same site and node names; then `customer` must say which.
  */
 export async function findNode(
   home: string,
   site: string,
   node: string,
   customer?: string,
-): Promise<{ customer: string; user: string; users: string[] } | null> {
-  const tokens = await readTokens(home);
-  const byCustomer = new Map<string, string[]>();
-  for (const t of Object.values(tokens)) {
-    if (t.site !== site || !t.nodes[node]) continue;
-    if (customer && t.customer !== customer) continue;
-    const list = byCustomer.get(t.customer) ?? [];
-    if (!list.includes(t.nodes[node]!)) list.push(t.nodes[node]!);
-    byCustomer.set(t.customer, list);
+  o: RecordsOption = {},
+): Promise<{ customer: string; user: string; users: string[]; revoked: boolean } | null> {
+  if (!isId(site) || !isId(node)) throw new TypeError(`invalid node name "${site}.${node}"`);
+  if (customer !== undefined && !isId(customer)) {
+    throw new TypeError(`invalid customer "${customer}"`);
   }
-  if (byCustomer.size === 0) return null;
-  if (byCustomer.size > 1) {
-    throw new Error(
-      `${site}.${node} is enrolled in more than one customer (${
-        [...byCustomer.keys()].join(", ")
-      }): say which with --customer`,
-    );
-  }
-  const [c, users] = [...byCustomer][0]!;
-  return { customer: c, user: users[users.length - 1]!, users };
+  return await withRecords(home, o, async (r) => {
+    const found: NodeRecord[] = [];
+    for (const key of await r.keys("nodes", `${customer ?? "*"}.${site}.${node}`)) {
+      const n = await r.get<NodeRecord>("nodes", key);
+      if (n) found.push(n);
+    }
+    if (found.length === 0) return null;
+    if (found.length > 1) {
+      throw new Error(
+        `${site}.${node} is enrolled in more than one customer (${
+          found.map((n) => n.customer).join(", ")
+        }): say which with --customer`,
+      );
+    }
+    const n = found[0]!;
+    const users = [...new Set(n.keys.map((k) => k.user))];
+    return { customer: n.customer, user: n.current, users, revoked: n.revoked };
+  });
 }

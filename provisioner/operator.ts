@@ -17,9 +17,11 @@
  */
 import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
 import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
-import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { join } from "node:path";
-import { audit } from "./audit.ts";
+import { audit, auditKey } from "./audit.ts";
+import { pushAccount } from "./resolver.ts";
+import { type NodeRecord, type Records, type RecordsOption, withRecords } from "./records.ts";
+import { vendorKeys } from "./vendor.ts";
 import { type HomeConfig, readHome, readSeed, writeHome, writeSecret } from "./home.ts";
 import {
   type BackendDeps,
@@ -93,7 +95,9 @@ export async function initOperator(
     server: `nats://${host}:${port}`,
     spec_keys: [],
   };
-  await writeHome(home, cfg);
+  const vendor = await vendorKeys(home);
+  await auditKey(home);
+  await writeHome(home, { ...cfg, vendor_account: vendor.account.getPublicKey() });
   await audit(home, { event: "operator.init", operator: cfg.operator });
   return cfg;
 }
@@ -105,26 +109,6 @@ export async function operatorConfigLines(home: string): Promise<string> {
     /^(operator|system_account|resolver|resolver_preload):/.test(l)
   )
     .join("\n");
-}
-
-async function sysConnect(home: string, server?: string): Promise<NatsConnection> {
-  const h = await readHome(home);
-  return await connect({
-    servers: server ?? h.server,
-    authenticator: credsAuthenticator(await Deno.readFile(join(home, "sys.creds"))),
-    timeout: 5000,
-  });
-}
-
-export async function pushAccount(home: string, jwt: string, server?: string): Promise<void> {
-  const nc = await sysConnect(home, server);
-  try {
-    const r = await nc.request("$SYS.REQ.CLAIMS.UPDATE", enc.encode(jwt), { timeout: 5000 });
-    const body = JSON.parse(dec.decode(r.data)) as { error?: { description?: string } };
-    if (body.error) throw new Error(`resolver refused the account: ${body.error.description}`);
-  } finally {
-    await nc.close();
-  }
 }
 
 /** Account claims of a customer (JetStream enabled, one signing key, revocations). */
@@ -166,7 +150,6 @@ export async function addAccount(
   await writeSecret(join(dir, "signer.nk"), dec.decode(signer.getSeed()));
   const jwt = await accountJwt(home, customer, {});
   await Deno.writeTextFile(join(dir, "account.jwt"), jwt);
-  await Deno.writeTextFile(join(dir, "revocations.json"), "{}");
   // an admin user for the vendor's own tooling in this account (mr-saas --creds)
   const admin = createUser();
   const adminJwt = await encodeUser(`${customer}-admin`, admin, signer, {
@@ -191,31 +174,43 @@ export async function listAccounts(home: string): Promise<{ customer: string; ac
   return out.sort((a, b) => a.customer.localeCompare(b.customer));
 }
 
-async function readRevocations(home: string, customer: string): Promise<Record<string, number>> {
-  const dir = join(home, "accounts", customer);
-  try {
-    return JSON.parse(await Deno.readTextFile(join(dir, "revocations.json")));
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      await Deno.stat(join(dir, "account.nk")).catch(() => {
-        throw new Error(`no account "${customer}" in ${home}`);
-      });
-      return {};
-    }
-    throw err;
-  }
-}
-
-/** Re-signs a customer's account JWT from its files (current revocations) and pushes it. */
-export async function repushCustomer(
+/** A customer's revoked user keys (`*`: the whole account) from the records. */
+export async function readRevocations(
   home: string,
   customer: string,
-  server?: string,
-): Promise<void> {
+  r: Records,
+): Promise<Record<string, number>> {
+  await Deno.stat(join(home, "accounts", customer, "account.nk")).catch((err) => {
+    throw new Error(`no account "${customer}" in ${home}`, { cause: err });
+  });
+  return (await r.get<Record<string, number>>("revocations", customer)) ?? {};
+}
+
+/**
+ * Re-signs a customer's account JWT with the current revocations and pushes it; pushes
+ * again while another process changed the revocations meanwhile, so the resolver ends with
+ * the latest whatever the order of concurrent pushes.
+ */
+async function pushCustomer(home: string, customer: string, r: Records, server?: string) {
   const dir = join(home, "accounts", customer);
-  const jwt = await accountJwt(home, customer, await readRevocations(home, customer));
-  await Deno.writeTextFile(join(dir, "account.jwt"), jwt);
-  await pushAccount(home, jwt, server);
+  for (let i = 0; i < 20; i++) {
+    const revs = await readRevocations(home, customer, r);
+    const jwt = await accountJwt(home, customer, revs);
+    await Deno.writeTextFile(join(dir, "account.jwt"), jwt);
+    await pushAccount(home, jwt, server);
+    const after = await readRevocations(home, customer, r);
+    if (JSON.stringify(after) === JSON.stringify(revs)) return;
+  }
+  throw new Error(`revocations of "${customer}" keep changing; run the command again`);
+}
+
+/** Re-signs a customer's account JWT (current revocations) and pushes it. */
+export function repushCustomer(home: string, customer: string, server?: string): Promise<void> {
+  return withRecords(
+    home,
+    server ? { server } : {},
+    (r) => pushCustomer(home, customer, r, server),
+  );
 }
 
 /**
@@ -226,20 +221,27 @@ export async function repushCustomer(
 export async function revokeAccount(
   home: string,
   customer: string,
-  o: { server?: string } = {},
+  o: RecordsOption = {},
 ): Promise<void> {
   if (!ID.test(customer)) throw new TypeError(`customer must match ${ID.source}`);
-  const dir = join(home, "accounts", customer);
-  const revs = await readRevocations(home, customer);
-  revs["*"] = Math.floor(Date.now() / 1000) + 1;
-  await Deno.writeTextFile(join(dir, "revocations.json"), JSON.stringify(revs));
-  await repushCustomer(home, customer, o.server);
-  await audit(home, { event: "account.revoke", customer });
+  await withRecords(home, o, async (r) => {
+    await readRevocations(home, customer, r);
+    await r.update<Record<string, number>>("revocations", customer, (cur) => ({
+      ...cur,
+      "*": Math.floor(Date.now() / 1000) + 1,
+    }));
+    await pushCustomer(home, customer, r, o.server);
+    await audit(home, { event: "account.revoke", customer }, { anchor: r });
+  });
 }
 
 /** Whether `account revoke` was run for a customer. */
-export async function accountRevoked(home: string, customer: string): Promise<boolean> {
-  return "*" in await readRevocations(home, customer).catch(() => ({}));
+export async function accountRevoked(
+  home: string,
+  customer: string,
+  o: RecordsOption = {},
+): Promise<boolean> {
+  return await withRecords(home, o, async (r) => "*" in await readRevocations(home, customer, r));
 }
 
 const backendDeps: BackendDeps = {
@@ -267,22 +269,32 @@ export function relinkBackend(home: string, o: { server?: string } = {}): Promis
 
 /**
  * Revokes node user keys in their customer's account (pushed: the server drops them and
- * refuses every JWT issued to them up to now; a later enrolment has a new key).
+ * refuses every JWT issued to them up to now) and marks the node names they belong to
+ * revoked, so the names may enrol again under a new key and the old keys never renew.
  */
 export async function revokeUser(
   home: string,
   customer: string,
   userKey: string | string[],
-  o: { server?: string } = {},
+  o: RecordsOption = {},
 ): Promise<void> {
-  const dir = join(home, "accounts", customer);
-  const revs = await readRevocations(home, customer);
   const keys = Array.isArray(userKey) ? userKey : [userKey];
-  const at = Math.floor(Date.now() / 1000) + 1;
-  for (const k of keys) revs[k] = at;
-  await Deno.writeTextFile(join(dir, "revocations.json"), JSON.stringify(revs));
-  const jwt = await accountJwt(home, customer, revs);
-  await Deno.writeTextFile(join(dir, "account.jwt"), jwt);
-  await pushAccount(home, jwt, o.server);
-  for (const k of keys) await audit(home, { event: "node.revoke", customer, user: k });
+  await withRecords(home, o, async (r) => {
+    await readRevocations(home, customer, r);
+    const at = Math.floor(Date.now() / 1000) + 1;
+    await r.update<Record<string, number>>("revocations", customer, (cur) => {
+      const next = { ...cur };
+      for (const k of keys) next[k] = at;
+      return next;
+    });
+    for (const name of await r.keys("nodes", `${customer}.>`)) {
+      const n = await r.get<NodeRecord>("nodes", name);
+      if (!n || n.revoked || !n.keys.some((k) => keys.includes(k.user))) continue;
+      await r.update<NodeRecord>("nodes", name, (cur) => ({ ...cur!, revoked: true }));
+    }
+    await pushCustomer(home, customer, r, o.server);
+    for (const k of keys) {
+      await audit(home, { event: "node.revoke", customer, user: k }, { anchor: r });
+    }
+  });
 }

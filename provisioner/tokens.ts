@@ -1,19 +1,22 @@
 /**
- * Provisioning tokens: JWTs signed with the vendor's provisioner key, their records
- * (`tokens.json`) and use journal (`token-uses.log`), and verification.
+ * Provisioning tokens: JWTs signed with the vendor's provisioner key, their records in
+ * `MR_PROV_TOKENS` (records.ts), and verification.
  *
  * @module
  */
 import { encodeGeneric } from "@nats-io/jwt";
 import { join } from "node:path";
+import { isId } from "../src/util/ids.ts";
 import { nkeyVerify } from "../src/util/ed25519.ts";
 import { audit } from "./audit.ts";
 import { EnrollError } from "./errors.ts";
-import { readSeed, writeSecret } from "./home.ts";
+import { readSeed } from "./home.ts";
+import { type RecordsOption, tokenKey, type TokenRecord, withRecords } from "./records.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export type { TokenRecord } from "./records.ts";
 
 /** Provisioning token claims (`nats` section of a generic JWT). */
 export interface TokenClaims {
@@ -23,52 +26,30 @@ export interface TokenClaims {
   max_nodes: number;
   role: "auto" | "leader" | "follower";
   ext: Record<string, unknown>;
-}
-
-/** A token record. */
-export interface TokenRecord {
-  customer: string;
-  site: string;
-  exp: number;
-  max_nodes: number;
-  uses: number;
-  revoked: boolean;
-  nodes: Record<string, string>;
-}
-
-/** Issued tokens (`tokens.json`) with the uses journal (`token-uses.log`) applied. */
-export async function readTokens(home: string): Promise<Record<string, TokenRecord>> {
-  let tokens: Record<string, TokenRecord> = {};
-  try {
-    tokens = JSON.parse(await Deno.readTextFile(join(home, "tokens.json")));
-  } catch {
-    return {};
-  }
-  try {
-    for (const line of (await Deno.readTextFile(join(home, "token-uses.log"))).split("\n")) {
-      if (!line) continue;
-      const u = JSON.parse(line) as { jti: string; node: string; user: string };
-      const t = tokens[u.jti];
-      if (t && !t.nodes[u.node]) {
-        t.uses++;
-        t.nodes[u.node] = u.user;
-      }
-    }
-  } catch { /* no uses yet */ }
-  return tokens;
+  /** The node may enrol over plain `http://` with a non-loopback provisioner. */
+  insecure_http?: boolean;
 }
 
 /** `token issue`: a provisioning JWT signed with the provisioner key. */
-export async function issueToken(home: string, o: {
-  customer: string;
-  site: string;
-  provisioner: string;
-  ttlMs: number;
-  maxNodes?: number;
-  role?: TokenClaims["role"];
-  ext?: Record<string, unknown>;
-}): Promise<{ token: string; jti: string }> {
-  if (!ID.test(o.site)) throw new TypeError(`site must match ${ID.source}`);
+export async function issueToken(
+  home: string,
+  o: RecordsOption & {
+    customer: string;
+    site: string;
+    provisioner: string;
+    ttlMs: number;
+    maxNodes?: number;
+    role?: TokenClaims["role"];
+    ext?: Record<string, unknown>;
+    /** Allow enrolment over plain http with a non-loopback provisioner (`--allow-http`). */
+    allowHttp?: boolean;
+  },
+): Promise<{ token: string; jti: string }> {
+  if (!isId(o.site)) throw new TypeError(`site must match ^[a-z0-9][a-z0-9_-]{0,62}$`);
+  const maxNodes = o.maxNodes ?? 1;
+  if (!Number.isInteger(maxNodes) || maxNodes < 1) {
+    throw new TypeError(`max nodes must be a positive integer, got ${maxNodes}`);
+  }
   try {
     await Deno.stat(join(home, "accounts", o.customer));
   } catch {
@@ -80,9 +61,10 @@ export async function issueToken(home: string, o: {
     customer: o.customer,
     site: o.site,
     provisioner: o.provisioner,
-    max_nodes: o.maxNodes ?? 1,
+    max_nodes: maxNodes,
     role: o.role ?? "auto",
     ext: o.ext ?? {},
+    ...(o.allowHttp ? { insecure_http: true } : {}),
   };
   const token = await encodeGeneric(
     `${o.customer}/${o.site}`,
@@ -92,18 +74,28 @@ export async function issueToken(home: string, o: {
     { exp },
   );
   const jti = JSON.parse(dec.decode(b64urlDecode(token.split(".")[1]!))).jti as string;
-  const tokens = await readTokens(home);
-  tokens[jti] = {
-    customer: o.customer,
-    site: o.site,
-    exp,
-    max_nodes: claims.max_nodes,
-    uses: 0,
-    revoked: false,
-    nodes: {},
-  };
-  await writeSecret(join(home, "tokens.json"), JSON.stringify(tokens, null, 2));
-  await audit(home, { event: "token.issue", jti, customer: o.customer, site: o.site, exp });
+  await withRecords(home, o, async (r) => {
+    const rec: TokenRecord = {
+      customer: o.customer,
+      site: o.site,
+      exp,
+      max_nodes: claims.max_nodes,
+      uses: 0,
+      revoked: false,
+      nodes: {},
+    };
+    if (!(await r.create("tokens", tokenKey(jti), { ...rec, jti }))) {
+      throw new Error(`token id ${jti} exists`);
+    }
+    await audit(home, {
+      event: "token.issue",
+      jti,
+      customer: o.customer,
+      site: o.site,
+      exp,
+      ...(o.allowHttp ? { insecure_http: true } : {}),
+    }, { anchor: r });
+  });
   return { token, jti };
 }
 
@@ -117,14 +109,15 @@ export function b64urlDecode(s: string): Uint8Array {
 export async function verifyToken(
   token: string,
   provisionerKey: string,
+  now: () => number = Date.now,
 ): Promise<{ claims: TokenClaims; jti: string; exp: number }> {
   const parts = token.trim().split(".");
   if (parts.length !== 3) throw new EnrollError(400, "malformed_token", "token is not a JWT");
   let payload: { iss?: string; jti?: string; exp?: number; nats?: TokenClaims & { type?: string } };
   try {
     payload = JSON.parse(dec.decode(b64urlDecode(parts[1]!)));
-  } catch {
-    throw new EnrollError(400, "malformed_token", "token payload is not JSON");
+  } catch (err) {
+    throw new EnrollError(400, "malformed_token", "token payload is not JSON", { cause: err });
   }
   if (payload.iss !== provisionerKey) {
     throw new EnrollError(401, "untrusted_token", "token not issued by this provisioner");
@@ -142,26 +135,43 @@ export async function verifyToken(
   if (!ok) {
     throw new EnrollError(401, "bad_signature", "token signature does not verify (tampered?)");
   }
-  if (!payload.exp || payload.exp * 1000 < Date.now()) {
+  if (!payload.exp || payload.exp * 1000 < now()) {
     throw new EnrollError(401, "expired", "token expired");
   }
-  if (!payload.jti || !payload.nats) {
+  if (!payload.jti || !payload.nats || payload.nats.type !== "mr-provisioning") {
     throw new EnrollError(400, "malformed_token", "token lacks jti/claims");
   }
   return { claims: payload.nats, jti: payload.jti, exp: payload.exp };
 }
 
 /** `token revoke`: refuses every later enrolment with this token. */
-export async function revokeToken(home: string, jti: string): Promise<void> {
-  const tokens = await readTokens(home);
-  const t = tokens[jti];
-  if (!t) throw new TypeError(`unknown token id "${jti}" (mr-saas token list)`);
-  t.revoked = true;
-  await writeSecret(join(home, "tokens.json"), JSON.stringify(tokens, null, 2));
-  await audit(home, { event: "token.revoke", jti, customer: t.customer, site: t.site });
+export async function revokeToken(
+  home: string,
+  jti: string,
+  o: RecordsOption = {},
+): Promise<void> {
+  await withRecords(home, o, async (r) => {
+    const t = await r.update<TokenRecord>("tokens", tokenKey(jti), (cur) => {
+      if (!cur) throw new TypeError(`unknown token id "${jti}" (mr-saas token list)`);
+      return { ...cur, revoked: true };
+    });
+    await audit(home, { event: "token.revoke", jti, customer: t.customer, site: t.site }, {
+      anchor: r,
+    });
+  });
 }
 
 /** Issued tokens for `token list`. */
-export async function listTokens(home: string): Promise<(TokenRecord & { jti: string })[]> {
-  return Object.entries(await readTokens(home)).map(([jti, t]) => ({ jti, ...t }));
+export function listTokens(
+  home: string,
+  o: RecordsOption = {},
+): Promise<(TokenRecord & { jti: string })[]> {
+  return withRecords(home, o, async (r) => {
+    const out = [];
+    for (const jti of await r.keys("tokens")) {
+      const t = await r.get<TokenRecord & { jti?: string }>("tokens", jti);
+      if (t) out.push({ ...t, jti: t.jti ?? jti });
+    }
+    return out;
+  });
 }

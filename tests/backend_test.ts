@@ -199,6 +199,7 @@ Deno.test("backend view - MR_EVENTS_ALL holds every customer's events; activatio
     try {
       const url = `http://127.0.0.1:${prov.addr.port}`;
       const { token } = await issueToken(home, {
+        server: srv.url,
         customer: "initech",
         site: "s9",
         provisioner: url,

@@ -55,6 +55,7 @@ Deno.test("provisioning - the webhook decides; credentials are renewed before th
     try {
       const url = `http://127.0.0.1:${prov.addr.port}`;
       const { token } = await issueToken(home, {
+        server: srv.url,
         customer: "acme",
         site: "site1",
         provisioner: url,
@@ -80,13 +81,14 @@ Deno.test("provisioning - the webhook decides; credentials are renewed before th
 
       // a revoked token is refused by the running provisioner and leaves nothing behind
       const spare = await issueToken(home, {
+        server: srv.url,
         customer: "acme",
         site: "site1",
         provisioner: url,
         ttlMs: 3600_000,
       });
       await Deno.writeTextFile(join(work, "spare.jwt"), spare.token);
-      await revokeToken(home, spare.jti);
+      await revokeToken(home, spare.jti, { server: srv.url });
       const revoked = await provisionCli(join(work, "spare.jwt"), join(work, "n9"), "n9");
       assertEquals(revoked.code, 1);
       assertMatch(revoked.stderr, /revoked/);

@@ -63,6 +63,7 @@ Deno.test("provisioning - enrol, run, tenant isolation, token refusals, revocati
     const url = `http://127.0.0.1:${prov.addr.port}`;
     try {
       const { token } = await issueToken(home, {
+        server: srv.url,
         customer: "acme",
         site: "site1",
         provisioner: url,
@@ -85,6 +86,7 @@ Deno.test("provisioning - enrol, run, tenant isolation, token refusals, revocati
       assertEquals(await entries(join(work, "n2")), []);
       // expired and tampered tokens too
       const expired = await issueToken(home, {
+        server: srv.url,
         customer: "acme",
         site: "site1",
         provisioner: url,
@@ -220,6 +222,7 @@ Deno.test("provisioning - enrol, run, tenant isolation, token refusals, revocati
 
       // the revoked node enrols again only with a new token: a fresh key, same state dir
       const renew = await issueToken(home, {
+        server: srv.url,
         customer: "acme",
         site: "site1",
         provisioner: url,
@@ -230,7 +233,7 @@ Deno.test("provisioning - enrol, run, tenant isolation, token refusals, revocati
       assertEquals(re.code, 0, re.stderr);
       const seed2 = (await Deno.readTextFile(join(stateDir, "identity/node.nk"))).trim();
       assert(seed2 !== seed, "a new key");
-      const found = await findNode(home, "site1", "n1");
+      const found = await findNode(home, "site1", "n1", undefined, { server: srv.url });
       assertEquals(found?.customer, "acme");
       assertEquals(found?.users.length, 2, "both keys of site1.n1 are on record");
       const before = (await jsm.streams.info("MR_EVENTS")).state.messages;

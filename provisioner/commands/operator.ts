@@ -21,9 +21,13 @@ import { issueToken, listTokens, revokeToken } from "../tokens.ts";
 import { findNode } from "../nodes.ts";
 import { serveProvisioner } from "../service.ts";
 import { verifyAudit } from "../audit.ts";
+import { withRecords } from "../records.ts";
+import { DEFAULT_RATE_PER_MINUTE, parseRate } from "../limits.ts";
 import { CliError, UsageError } from "../../src/cli/errors.ts";
 import { parseDuration } from "../../src/util/duration.ts";
 import { homeOption as home, serverOption as server } from "../options.ts";
+
+const srvOpt = (cmd: Command) => (server(cmd) ? { server: server(cmd)! } : {});
 
 /** Registers this concern's commands on `program`. */
 export function registerOperatorCommands(program: Command): void {
@@ -111,6 +115,10 @@ export function registerOperatorCommands(program: Command): void {
     .option("--max-nodes <n>", "how many nodes may enrol with it", "1")
     .option("--role <role>", "auto | leader | follower", "auto")
     .option("--ext <json>", "free-form extensions (JSON)")
+    .option(
+      "--allow-http",
+      "let the node enrol over plain http:// with a non-loopback provisioner (otherwise refused)",
+    )
     .action(
       async (
         o: {
@@ -121,6 +129,7 @@ export function registerOperatorCommands(program: Command): void {
           maxNodes: string;
           role: string;
           ext?: string;
+          allowHttp?: boolean;
         },
         cmd: Command,
       ) => {
@@ -143,6 +152,8 @@ export function registerOperatorCommands(program: Command): void {
           maxNodes: Number(o.maxNodes),
           role: o.role as "auto",
           ext,
+          ...(o.allowHttp ? { allowHttp: true } : {}),
+          ...(server(cmd) ? { server: server(cmd)! } : {}),
         });
         console.log(r.token);
       },
@@ -151,7 +162,8 @@ export function registerOperatorCommands(program: Command): void {
   token.command("list")
     .description("issued tokens: id, customer, site, uses, expiry, revoked")
     .action(async (_o: unknown, cmd: Command) => {
-      for (const t of await listTokens(home(cmd))) {
+      const srv = server(cmd);
+      for (const t of await listTokens(home(cmd), srv ? { server: srv } : {})) {
         console.log([
           t.jti,
           t.customer,
@@ -167,7 +179,7 @@ export function registerOperatorCommands(program: Command): void {
     .description("refuse every later enrolment with this token")
     .action(async (jti: string, _o: unknown, cmd: Command) => {
       try {
-        await revokeToken(home(cmd), jti);
+        await revokeToken(home(cmd), jti, server(cmd) ? { server: server(cmd)! } : {});
       } catch (err) {
         if (err instanceof TypeError) throw new UsageError(err.message);
         throw err;
@@ -179,37 +191,54 @@ export function registerOperatorCommands(program: Command): void {
     .description("run the provisioner (POST /v1/enroll, /v1/renew)")
     .option("--listen <host:port>", "listen address", "127.0.0.1:8470")
     .option("--webhook <url>", "vendor webhook deciding on each enrolment")
+    .option(
+      "--rate-limit <rate>",
+      "requests per client address (N/min, N/s or N/h)",
+      `${DEFAULT_RATE_PER_MINUTE}/min`,
+    )
     .option("--no-mediator", "do not run the governor mediator for the customer accounts")
-    .action(async (o: { listen: string; webhook?: string; mediator: boolean }, cmd: Command) => {
-      const [hostname, port] = o.listen.split(":");
-      const srv = await serveProvisioner({
-        home: home(cmd),
-        hostname: hostname ?? "127.0.0.1",
-        port: Number(port ?? 8470),
-        ...(o.webhook ? { webhook: o.webhook } : {}),
-        ...(server(cmd) ? { servers: [server(cmd)!] } : {}),
-      });
-      // releases and creation of governors for nodes (docs/fleet.md "Governors")
-      const mediators = o.mediator
-        ? await serveMediators(home(cmd), {
+    .action(
+      async (
+        o: { listen: string; webhook?: string; rateLimit: string; mediator: boolean },
+        cmd: Command,
+      ) => {
+        const [hostname, port] = o.listen.split(":");
+        let ratePerMinute: number;
+        try {
+          ratePerMinute = parseRate(o.rateLimit);
+        } catch (err) {
+          throw new UsageError(`--rate-limit: ${(err as Error).message}`);
+        }
+        const srv = await serveProvisioner({
+          home: home(cmd),
+          hostname: hostname ?? "127.0.0.1",
+          port: Number(port ?? 8470),
+          ratePerMinute,
+          ...(o.webhook ? { webhook: o.webhook } : {}),
           ...(server(cmd) ? { servers: [server(cmd)!] } : {}),
-          onError: (customer, err) =>
-            console.error(JSON.stringify({
-              level: "warn",
-              msg: "governor mediator not started",
-              customer,
-              error: String(err),
-            })),
-        })
-        : null;
-      console.error(JSON.stringify({
-        msg: "provisioner listening",
-        port: srv.addr.port,
-        mediators: mediators?.customers() ?? [],
-      }));
-      await srv.finished;
-      await mediators?.stop();
-    });
+        });
+        // releases and creation of governors for nodes (docs/fleet.md "Governors")
+        const mediators = o.mediator
+          ? await serveMediators(home(cmd), {
+            ...(server(cmd) ? { servers: [server(cmd)!] } : {}),
+            onError: (customer, err) =>
+              console.error(JSON.stringify({
+                level: "warn",
+                msg: "governor mediator not started",
+                customer,
+                error: String(err),
+              })),
+          })
+          : null;
+        console.error(JSON.stringify({
+          msg: "provisioner listening",
+          port: srv.addr.port,
+          mediators: mediators?.customers() ?? [],
+        }));
+        await srv.finished;
+        await mediators?.stop();
+      },
+    );
 
   program.command("node")
     .description("nodes")
@@ -225,14 +254,12 @@ export function registerOperatorCommands(program: Command): void {
       const h = home(cmd);
       let found;
       try {
-        found = await findNode(h, site, node, o.customer);
+        found = await findNode(h, site, node, o.customer, srvOpt(cmd));
       } catch (err) {
         throw new UsageError((err as Error).message);
       }
       if (!found) throw new CliError(`no enrolled node ${target}`);
-      await revokeUser(h, found.customer, found.users, {
-        ...(server(cmd) ? { server: server(cmd)! } : {}),
-      });
+      await revokeUser(h, found.customer, found.users, srvOpt(cmd));
       console.log(
         JSON.stringify({ revoked: target, customer: found.customer, users: found.users }),
       );
@@ -241,10 +268,20 @@ export function registerOperatorCommands(program: Command): void {
   program.command("audit")
     .description("the provisioning audit log")
     .command("verify")
-    .description("verify the hash chain; exit 1 naming the first bad record")
-    .action(async (_o: unknown, cmd: Command) => {
-      const r = await verifyAudit(home(cmd));
+    .description(
+      "verify the MAC chain and the head anchored in NATS (--server); exit 1 naming the first bad record",
+    )
+    .option("--json", "print the result (with the head, to keep elsewhere) as JSON")
+    .option("--no-anchor", "check only the file (no NATS): truncation goes undetected")
+    .action(async (o: { json?: boolean; anchor: boolean }, cmd: Command) => {
+      const h = home(cmd);
+      const r = o.anchor
+        ? await withRecords(h, srvOpt(cmd), (records) => verifyAudit(h, { records }))
+        : await verifyAudit(h);
+      if (o.json) console.log(JSON.stringify({ ok: r.badLine === 0, ...r }));
       if (r.badLine) throw new CliError(`audit.log line ${r.badLine}: ${r.reason}`);
-      console.log(JSON.stringify({ ok: true, records: r.records }));
+      if (!o.json) {
+        console.log(JSON.stringify({ ok: true, records: r.records, head: r.head }));
+      }
     });
 }

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { parseConfig } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import { atomicWrite } from "../util/atomic_write.ts";
+import { openSignedEnrolment, provisionerUrlProblem } from "./verify.ts";
 
 const dec = new TextDecoder();
 const enc = new TextEncoder();
@@ -29,7 +30,9 @@ function b64url(b: Uint8Array): string {
   return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-function tokenClaims(token: string): { provisioner: string; site: string } {
+function tokenClaims(
+  token: string,
+): { provisioner: string; site: string; issuer: string; insecureHttp: boolean } {
   try {
     const p = token.trim().split(".")[1]!;
     const json = JSON.parse(
@@ -37,7 +40,15 @@ function tokenClaims(token: string): { provisioner: string; site: string } {
         Uint8Array.from(atob(p.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)),
       ),
     );
-    return { provisioner: json.nats.provisioner, site: json.nats.site };
+    if (typeof json.nats.provisioner !== "string" || typeof json.iss !== "string") {
+      throw new Error("no provisioner or issuer");
+    }
+    return {
+      provisioner: json.nats.provisioner,
+      site: json.nats.site,
+      issuer: json.iss,
+      insecureHttp: json.nats.insecure_http === true,
+    };
   } catch {
     throw new ProvisionError("malformed_token", "the provisioning token is not a valid JWT");
   }
@@ -64,14 +75,17 @@ export interface ProvisionOptions {
 
 /** Enrols; returns the config path. */
 export async function provision(o: ProvisionOptions): Promise<string> {
-  const { provisioner } = tokenClaims(o.token);
+  const { provisioner, issuer, insecureHttp } = tokenClaims(o.token);
+  const problem = provisionerUrlProblem(provisioner, insecureHttp);
+  if (problem) throw new ProvisionError("insecure_provisioner", problem);
   const node = o.node ?? defaultNodeName();
   const kp = createUser();
   const base = provisioner.replace(/\/+$/, "");
   let res: Response;
+  let nonce: string;
   try {
     const n = await fetch(`${base}/v1/nonce`, { signal: AbortSignal.timeout(15_000) });
-    const { nonce } = await n.json() as { nonce: string };
+    nonce = (await n.json() as { nonce: string }).nonce;
     res = await fetch(`${base}/v1/enroll`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -91,17 +105,22 @@ export async function provision(o: ProvisionOptions): Promise<string> {
       `cannot reach the provisioner at ${base}: ${(err as Error).message}`,
     );
   }
-  const body = await res.json().catch(() => ({})) as {
-    user_jwt?: string;
-    config?: Record<string, unknown>;
+  const answer = await res.json().catch(() => ({})) as {
+    signed?: unknown;
     error?: { code: string; message: string };
   };
-  if (!res.ok || !body.user_jwt || !body.config) {
+  if (!res.ok) {
     throw new ProvisionError(
-      body.error?.code ?? "refused",
-      `enrolment refused: ${body.error?.message ?? `HTTP ${res.status}`}`,
+      answer.error?.code ?? "refused",
+      `enrolment refused: ${answer.error?.message ?? `HTTP ${res.status}`}`,
     );
   }
+  // only what the token's issuer signed for this key and nonce is used
+  const body = await openSignedEnrolment(answer.signed, issuer, {
+    publicKey: kp.getPublicKey(),
+    nonce,
+  });
+  if (typeof body === "string") throw new ProvisionError("untrusted_provisioner", body);
   const id = join(o.stateDir, "identity");
   const config = parseConfig({
     ...body.config,

@@ -43,6 +43,21 @@ export function jwtExpiry(jwt: string): number | null {
   return typeof claims.exp === "number" ? claims.exp * 1000 : null;
 }
 
+/** Subject (user key) of a JWT, or null when it is not one. */
+export function jwtSubject(jwt: string): string | null {
+  try {
+    const p = jwt.split(".")[1] ?? "";
+    const claims = JSON.parse(
+      dec.decode(
+        Uint8Array.from(atob(p.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)),
+      ),
+    );
+    return typeof claims.sub === "string" ? claims.sub : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Creates the module; `null` for nodes without a provisioner or creds. */
 export function createRenewalModule(config: NodeConfig): DaemonModule | null {
   const prov = config.provisioner;
@@ -88,6 +103,10 @@ export function createRenewalModule(config: NodeConfig): DaemonModule | null {
       const err = new Error(body.error?.message ?? `HTTP ${res.status}`);
       (err as Error & { code?: string }).code = body.error?.code ?? "failed";
       throw err;
+    }
+    // a JWT for another key (or not a JWT) would lock the node out: keep the old creds
+    if (jwtSubject(body.user_jwt) !== kp.getPublicKey()) {
+      throw new Error("the provisioner answered with credentials for another key");
     }
     await atomicWrite(credsPath, fmtCreds(body.user_jwt, kp));
     expiresAt = jwtExpiry(body.user_jwt);
