@@ -21,7 +21,8 @@ import { join } from "node:path";
 import type { AuditHead, Records } from "./records.ts";
 
 const GENESIS = "0".repeat(64);
-const TAIL_BYTES = 64 * 1024;
+const TAIL_BYTES = 4096;
+const MAX_TAIL_BYTES = 1024 * 1024;
 
 let auditTail: Promise<unknown> = Promise.resolve();
 const keys = new Map<string, Uint8Array>();
@@ -71,7 +72,23 @@ async function readHead(path: string): Promise<AuditHead> {
   }
   try {
     const size = (await f.stat()).size;
-    const start = Math.max(0, size - TAIL_BYTES);
+    for (let want = TAIL_BYTES;; want *= 4) {
+      const head = await tailHead(f, size, want);
+      if (head) return head;
+      if (want >= size) return { seq: 0, hash: GENESIS };
+      if (want >= MAX_TAIL_BYTES) {
+        throw new Error(`${path}: no whole record in its last ${MAX_TAIL_BYTES} bytes`);
+      }
+    }
+  } finally {
+    f.close();
+  }
+}
+
+/** The last whole record within the last `want` bytes, or null. */
+async function tailHead(f: Deno.FsFile, size: number, want: number): Promise<AuditHead | null> {
+  {
+    const start = Math.max(0, size - want);
     await f.seek(start, Deno.SeekMode.Start);
     const buf = new Uint8Array(size - start);
     let off = 0;
@@ -89,10 +106,7 @@ async function readHead(path: string): Promise<AuditHead> {
         }
       } catch { /* a partial line from a crashed writer */ }
     }
-    if (start === 0) return { seq: 0, hash: GENESIS };
-    throw new Error(`${path}: no whole record in its last ${TAIL_BYTES} bytes`);
-  } finally {
-    f.close();
+    return null;
   }
 }
 
@@ -133,11 +147,8 @@ export function audit(
         mode: 0o600,
       });
       if (options.anchor) {
-        await options.anchor.update<AuditHead>(
-          "audit",
-          "head",
-          (cur) => (cur && cur.seq >= body.seq ? cur : { seq: body.seq, hash }),
-        );
+        // under the lock: heads are published in order, so a plain put keeps it monotonic
+        await options.anchor.put("audit", "head", { seq: body.seq, hash } satisfies AuditHead);
       }
     } finally {
       await lock.unlock().catch(() => {});

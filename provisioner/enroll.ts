@@ -125,44 +125,36 @@ export function createEnroll(
       settings = w.settings ?? {};
     }
     const time = new Date(now()).toISOString();
-    await serial(tk, async () => {
-      let before: string | undefined;
-      await d.records.update<TokenRecord>("tokens", tk, (cur) => {
+    await serial(tk, () =>
+      d.records.update<TokenRecord>("tokens", tk, (cur) => {
         if (!cur) throw new EnrollError(401, "unknown_token", "token not issued here");
         if (cur.revoked) throw new EnrollError(401, "revoked", "token revoked");
         if (cur.uses >= cur.max_nodes) throw overused(cur);
-        before = cur.nodes[body.node];
+        return { ...cur, uses: cur.uses + 1 };
+      }));
+    try {
+      await d.records.update<NodeRecord>("nodes", nk, (cur) => {
+        if (cur && !cur.revoked && cur.current !== body.public_key) {
+          throw nameTaken(site, body.node);
+        }
         return {
-          ...cur,
-          uses: cur.uses + 1,
-          nodes: { ...cur.nodes, [body.node]: body.public_key },
+          customer,
+          site,
+          node: body.node,
+          current: body.public_key,
+          keys: [...(cur?.keys ?? []), { user: body.public_key, jti, time }],
+          revoked: false,
         };
       });
-      try {
-        await d.records.update<NodeRecord>("nodes", nk, (cur) => {
-          if (cur && !cur.revoked && cur.current !== body.public_key) {
-            throw nameTaken(site, body.node);
-          }
-          return {
-            customer,
-            site,
-            node: body.node,
-            current: body.public_key,
-            keys: [...(cur?.keys ?? []), { user: body.public_key, jti, time }],
-            revoked: false,
-          };
-        });
-      } catch (err) {
-        // the name was taken meanwhile: this was no enrolment, give the use back
-        await d.records.update<TokenRecord>("tokens", tk, (cur) => {
-          const nodes = { ...cur!.nodes };
-          if (before === undefined) delete nodes[body.node];
-          else nodes[body.node] = before;
-          return { ...cur!, uses: Math.max(0, cur!.uses - 1), nodes };
-        });
-        throw err;
-      }
-    });
+    } catch (err) {
+      // the name was taken meanwhile: this was no enrolment, give the use back
+      await serial(tk, () =>
+        d.records.update<TokenRecord>("tokens", tk, (cur) => ({
+          ...cur!,
+          uses: Math.max(0, cur!.uses - 1),
+        })));
+      throw err;
+    }
     const userJwt = await d.minter.mint(customer, site, body.node, body.public_key);
     await audit(d.home, {
       event: "enroll",

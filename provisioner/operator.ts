@@ -1,16 +1,16 @@
 /**
  * The vendor side of provisioning: operator-mode NATS (operator, system account, one
- * account per customer with JetStream), provisioning tokens (tokens.ts), the enrolment
- * service (service.ts), node revocation and the hash-chained audit log (audit.ts). Everything lives under the vendor home dir
- * (`--home D`); key files are 0600.
+ * account per customer with JetStream) and revocation of nodes and accounts. Tokens,
+ * node records and revocations live in NATS KV in the vendor account (records.ts); only
+ * keys stay in files under the vendor home dir (`--home D`), all 0600.
  *
  * Layout of the home dir:
- * - `mr-saas.json`: operator/system/provisioner public keys, server URL, spec trust keys
- * - `keys/*.nk`: seeds (operator, system account, provisioner token key), 0600
+ * - `mr-saas.json`: operator/system/provisioner/vendor public keys, server URL, spec keys
+ * - `keys/*.nk`: seeds (operator, system account, provisioner token key, vendor account
+ *   and its user), `keys/audit.key` (audit and nonce MAC key), 0600
  * - `sys.creds`: system-account user (pushes account JWTs to the resolver), 0600
  * - `accounts/<customer>/{account.nk, signer.nk, account.jwt, admin.creds}`
- * - `tokens.json`: issued tokens and their use counts
- * - `audit.log`: one JSON record per decision, each carrying the previous record's hash
+ * - `audit.log` (+ `audit.lock`): one MAC-chained JSON record per decision (audit.ts)
  * - `nats-server.conf`, `resolver/`, `jetstream/`
  *
  * @module
@@ -33,7 +33,6 @@ import {
   UNLIMITED_JETSTREAM_ACCOUNT,
 } from "./backend.ts";
 
-const enc = new TextEncoder();
 const dec = new TextDecoder();
 const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 

@@ -4,7 +4,7 @@
  *
  * | bucket                | key                         | value                              |
  * | --------------------- | --------------------------- | ---------------------------------- |
- * | `MR_PROV_TOKENS`      | `<jti>`                     | {@linkcode TokenRecord}            |
+ * | `MR_PROV_TOKENS`      | token id (`tokenKey(jti)`)  | {@linkcode TokenRecord}            |
  * | `MR_PROV_NODES`       | `<customer>.<site>.<node>`  | {@linkcode NodeRecord}             |
  * | `MR_PROV_REVOCATIONS` | `<customer>`                | user key (or `*`) → unix time      |
  * | `MR_PROV_NONCES`      | nonce id                    | used proof-of-possession nonces    |
@@ -30,8 +30,8 @@ export interface TokenRecord {
   /** Every enrolment made with it (a name enrolled twice counts twice). */
   uses: number;
   revoked: boolean;
-  /** Last user key per node name enrolled with it. */
-  nodes: Record<string, string>;
+  /** The token id (the key is {@linkcode tokenKey} of it). */
+  jti?: string;
 }
 
 /** A node name's record: every key it ever had. */
@@ -85,6 +85,8 @@ export interface Records extends AsyncDisposable {
    * against the latest revision while another writer wins. `fn` may throw to refuse.
    */
   update<T>(bucket: keyof typeof BUCKETS, key: string, fn: (cur: T | null) => T): Promise<T>;
+  /** Overwrites `key` (only for values one writer owns at a time, e.g. under a lock). */
+  put(bucket: keyof typeof BUCKETS, key: string, value: unknown): Promise<void>;
   /** Creates `key` only if absent; false when it exists. */
   create(bucket: keyof typeof BUCKETS, key: string, value: unknown): Promise<boolean>;
   /** Keys of a bucket matching a NATS subject filter. */
@@ -102,6 +104,11 @@ export async function recordsOn(nc: NatsConnection, ownsConnection = false): Pro
       ...(k === "nonces" ? { ttl: NONCE_MEMORY_MS } : {}),
     });
   }
+  const latest = new Map<string, { value: string | null; revision: number }>();
+  const remember = (k: string, v: { value: string; revision: number }) => {
+    if (latest.size > 10_000) latest.clear();
+    latest.set(k, v);
+  };
   const close = async () => {
     if (ownsConnection) await nc.close().catch(() => {});
   };
@@ -113,20 +120,48 @@ export async function recordsOn(nc: NatsConnection, ownsConnection = false): Pro
     },
     async update<T>(bucket: keyof typeof BUCKETS, key: string, fn: (cur: T | null) => T) {
       const kv = kvs[bucket];
+      const ck = `${bucket}/${key}`;
       for (let i = 0; i < 200; i++) {
-        const e = await kv.get(key);
-        const live = e && e.operation === "PUT";
-        const next = fn(live ? e.json<T>() : null);
+        // the value this process wrote last is tried first (one round trip when no other
+        // writer came between); a conflict falls back to reading the latest
+        let seen = i === 0 ? latest.get(ck) : undefined;
+        const fromCache = seen !== undefined;
+        if (!seen) {
+          const e = await kv.get(key);
+          seen = e && e.operation === "PUT"
+            ? { value: e.string(), revision: e.revision }
+            : { value: null, revision: e?.revision ?? 0 };
+        }
+        let next: T;
         try {
-          if (live) await kv.update(key, JSON.stringify(next), e.revision);
-          else await kv.create(key, JSON.stringify(next));
+          next = fn(seen.value === null ? null : JSON.parse(seen.value) as T);
+        } catch (err) {
+          // a refusal is only final when made on the latest value, not on a remembered one
+          if (fromCache) {
+            latest.delete(ck);
+            continue;
+          }
+          throw err;
+        }
+        const text = JSON.stringify(next);
+        try {
+          const revision = seen.value !== null
+            ? await kv.update(key, text, seen.revision)
+            : await kv.create(key, text);
+          remember(ck, { value: text, revision });
           return next;
         } catch (err) {
+          latest.delete(ck);
           if (!isCasConflict(err)) throw err;
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 + i * 2)));
+          if (i > 0) {
+            await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 + i * 2)));
+          }
         }
       }
       throw new RecordContentionError(`${BUCKETS[bucket]} ${key}: too many concurrent writers`);
+    },
+    async put(bucket, key, value) {
+      await kvs[bucket].put(key, JSON.stringify(value));
     },
     async create(bucket, key, value) {
       try {

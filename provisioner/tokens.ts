@@ -82,7 +82,6 @@ export async function issueToken(
       max_nodes: claims.max_nodes,
       uses: 0,
       revoked: false,
-      nodes: {},
     };
     if (!(await r.create("tokens", tokenKey(jti), { ...rec, jti }))) {
       throw new Error(`token id ${jti} exists`);
