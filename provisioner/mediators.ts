@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type GovernorMediator, startGovernorMediator } from "../src/governor/mod.ts";
 import { accountRevoked, listAccounts } from "./operator.ts";
 import { readHome } from "./home.ts";
+import { openRecords } from "./records.ts";
 
 /** Options of {@linkcode serveMediators}. */
 export interface ServeMediatorsOptions {
@@ -30,8 +31,14 @@ export async function serveMediators(
   const running = new Map<string, { nc: NatsConnection; m: GovernorMediator }>();
   let stopped = false;
   const scan = async () => {
-    for (const { customer } of await listAccounts(home)) {
-      if (stopped || running.has(customer) || await accountRevoked(home, customer)) continue;
+    const pending = (await listAccounts(home)).filter((a) => !running.has(a.customer));
+    if (pending.length === 0) return;
+    // revocations live in the vendor records (records.ts): one connection per scan
+    await using records = await openRecords(home, o.servers?.[0] ?? h.server);
+    for (const { customer } of pending) {
+      if (stopped || running.has(customer) || await accountRevoked(home, customer, { records })) {
+        continue;
+      }
       try {
         const creds = await Deno.readFile(join(home, "accounts", customer, "admin.creds"));
         const nc = await connect({

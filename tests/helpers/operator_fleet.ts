@@ -130,6 +130,7 @@ export async function startOperatorFleet(o: OperatorFleetOptions = {}): Promise<
       if (!t) {
         const run = tail.then(() =>
           issueToken(home, {
+            server: server.url,
             customer,
             site,
             provisioner: provisionerUrl,
