@@ -55,6 +55,8 @@ const PERMANENT_SANDBOX: string[] = [
 export function isPermanentStartError(err: unknown): boolean {
   if (err instanceof PolicyError || err instanceof BuiltinNotFoundError) return true;
   if (err instanceof ArtifactError) return err.code !== "download_failed";
+  // killed repeatedly at its deadline or memory ceiling: stays stopped until the spec changes
+  if (isSandboxError(err) && err.quarantined) return true;
   if ((err as { phase?: string })?.phase === "init") return false;
   return isSandboxError(err) && PERMANENT_SANDBOX.includes(err.code);
 }

@@ -217,6 +217,8 @@ export function createAgentManager(opts: AgentManagerOptions): DaemonModule {
           error: policy?.error() ?? null,
         },
         agents,
+        // sandbox host processes: pid, restarts (kills at a deadline/ceiling, crashes), RSS
+        sandbox: sandbox?.processes() ?? [],
       };
     },
     commands() {

@@ -1,0 +1,192 @@
+/**
+ * The kill boundary through a running daemon: an agent the metering cannot stop (loaded
+ * unmetered through the test-only MR_SANDBOX_TEST_UNMETERED) is killed at deadline + grace
+ * with its sandbox host process, then quarantined; a table bomb is refused with
+ * memory_limit; the innocent neighbour on the same process keeps ticking; the daemon stays
+ * healthy and its CPU and the new host process's return to idle.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { AwsClient } from "aws4fetch";
+import { createHash } from "node:crypto";
+import { startNatsServer } from "./helpers/nats_server.ts";
+import { startNode, waitFor } from "./helpers/daemon.ts";
+import { type S3Server, startS3 } from "./helpers/s3.ts";
+import { compileWat } from "./helpers/wat.ts";
+import { ensureStreams } from "../provisioner/mod.ts";
+import { createSigningKey, signSpec } from "../src/desired/envelope.ts";
+
+const REPORTER = await Deno.readTextFile(
+  new URL("./fixtures/wat/agent_reporter.wat", import.meta.url),
+);
+
+async function upload(s3: S3Server, bytes: Uint8Array) {
+  const aws = new AwsClient({
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    region: s3.region,
+    service: "s3",
+  });
+  const hex = createHash("sha256").update(bytes).digest("hex");
+  const r = await aws.fetch(`${s3.endpoint}/${s3.bucket}/sha256/${hex}.wasm`, {
+    method: "PUT",
+    body: bytes as Uint8Array<ArrayBuffer>,
+  });
+  assert(r.ok, `upload failed: ${r.status}`);
+  return { sha256: hex, size: bytes.length, url: `s3://${s3.bucket}/sha256/${hex}.wasm` };
+}
+
+type Ev = { type: string; data: Record<string, unknown>; mragent?: string };
+async function events(nc: NatsConnection): Promise<Ev[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info("MR_EVENTS");
+  const out: Ev[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages; seq++) {
+    const m = await jsm.streams.getMessage("MR_EVENTS", { seq }).catch(() => null);
+    if (m) out.push(m.json<Ev>());
+  }
+  return out;
+}
+
+function cpuTicks(pid: number): number | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return null;
+  }
+}
+
+/** Ticks used by `pid` over one second (within 2 s, best of two windows). */
+async function busyTicks(pid: number): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < 2; i++) {
+    const a = cpuTicks(pid);
+    await new Promise((r) => setTimeout(r, 1000));
+    const b = cpuTicks(pid);
+    if (a === null || b === null) return 0;
+    best = Math.min(best, b - a);
+  }
+  return best;
+}
+
+Deno.test("sandbox daemon - an unstoppable agent is killed and quarantined; the neighbour keeps its cadence, the daemon stays healthy", async () => {
+  await using srv = await startNatsServer();
+  await using s3 = await startS3();
+  const nc = await connect({ servers: srv.url });
+  await ensureStreams(nc);
+  const key = createSigningKey();
+  const kv = await new Kvm(nc).open("MR_DESIRED");
+  const stateDir = await Deno.makeTempDir({ prefix: "mr-sbd-" });
+  try {
+    const innocent = await upload(s3, await compileWat(REPORTER.replace("__VER__", "inno")));
+    const spin = await upload(s3, await compileWat("spin_agent"));
+    const tables = await upload(s3, await compileWat("tables"));
+    await kv.put(
+      "site.site1",
+      JSON.stringify(signSpec({
+        version: 1,
+        agents: [
+          {
+            name: "innocent",
+            wasm: innocent,
+            config: { v: 1 },
+            grants: { events: true },
+            triggers: { interval: "200ms" },
+          },
+          {
+            name: "runaway",
+            wasm: spin,
+            limits: { timeout_ms: 800 },
+            triggers: { interval: "1s" },
+          },
+          { name: "tables", wasm: tables, limits: { memory_mb: 1 } },
+        ],
+      }, key.seed)),
+    );
+    await using node = await startNode({
+      natsUrl: srv.url,
+      node: "sbd",
+      stateDir,
+      config: {
+        trust: { spec_keys: [key.publicKey] },
+        s3: s3.config,
+        settings: { heartbeat_interval: "30s", facts_interval: "5m" },
+      },
+      env: { MR_SANDBOX_TEST_UNMETERED: "runaway" },
+    });
+    const agentsHealth = async () =>
+      (await node.health())?.modules as
+        | {
+          agents?: {
+            agents: { name: string; status: string; last_error?: string }[];
+            sandbox: { pid: number; restarts: number }[];
+          };
+        }
+        | undefined;
+
+    // the table bomb is refused at load with memory_limit
+    await waitFor(
+      async () =>
+        (await events(nc)).some((e) =>
+          e.mragent === "tables" && e.type.endsWith(".rejected") && e.data.code === "memory_limit"
+        ),
+      30_000,
+      "tables rejected with memory_limit",
+    );
+    // the runaway is killed three times (a failed event with timeout each), then quarantined
+    await waitFor(
+      async () =>
+        (await events(nc)).some((e) =>
+          e.mragent === "runaway" && e.type.endsWith(".rejected") && e.data.code === "timeout"
+        ),
+      60_000,
+      "runaway quarantined",
+    );
+    const ev = await events(nc);
+    const kills = ev.filter((e) =>
+      e.mragent === "runaway" && e.type.endsWith(".failed") && e.data.code === "timeout"
+    );
+    assert(kills.length >= 3, `runaway failed ${kills.length} times`);
+    assert(kills.every((k) => String(k.data.error).includes("killed")), JSON.stringify(kills[0]));
+    const rejected = ev.find((e) => e.mragent === "runaway" && e.type.endsWith(".rejected"))!;
+    assert(String(rejected.data.reason).includes("quarantined"), JSON.stringify(rejected.data));
+
+    // the innocent kept running across the kills (its cadence is measured in
+    // bench/sandbox_process_bench.ts; health.json is only written every 2 s)
+    type A = { name: string; status: string; runs: number };
+    const agent = async (name: string) =>
+      ((await agentsHealth())?.agents?.agents as A[] | undefined)?.find((a) => a.name === name);
+    const runs0 = (await agent("innocent"))?.runs ?? 0;
+    assert(runs0 >= 1, `innocent ran ${runs0} times`);
+    await waitFor(
+      async () => ((await agent("innocent"))?.runs ?? 0) > runs0 + 5,
+      20_000,
+      "innocent still running after the quarantine",
+    );
+    await waitFor(
+      async () => (await agent("runaway"))?.status === "rejected",
+      20_000,
+      "runaway rejected in health",
+    );
+
+    // the daemon is healthy and reports the restarted host process; both are idle
+    const h = await agentsHealth();
+    const byName = new Map(h!.agents!.agents.map((a) => [a.name, a]));
+    assertEquals(byName.get("innocent")?.status, "running");
+    assertEquals(byName.get("runaway")?.status, "rejected");
+    assertEquals(byName.get("tables")?.status, "rejected");
+    const host = h!.agents!.sandbox;
+    assertEquals(host.length, 1);
+    assert(host[0]!.restarts >= 3, `restarts ${host[0]!.restarts}`);
+    assert((await busyTicks(host[0]!.pid)) <= 15, "sandbox host process idle");
+    assert((await busyTicks(node.pid)) <= 15, "daemon idle");
+    assertEquals(cpuTicks(node.pid) !== null, true, "daemon alive");
+  } finally {
+    await nc.close();
+    await Deno.remove(stateDir, { recursive: true }).catch(() => {});
+  }
+});
