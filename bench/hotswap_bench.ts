@@ -40,6 +40,7 @@ const s3Access = {
 };
 const publish = async (v: number) =>
   await publishAgent({
+    customer: "acme",
     nc,
     wasm: await moduleFor(v),
     agent: "reporter",

@@ -80,7 +80,7 @@ export const NODE_PERMISSION_TABLE: readonly PermissionRow[] = [
     kind: "pub",
     effect: "allow",
     subjects: ["mr.{site}.{node}.>"],
-    why: "every node subject carries <site>.<node>: only this node can speak as itself",
+    why: "every node subject carries `<site>.<node>`: only this node can speak as itself",
   },
   {
     id: "other-publish",
@@ -104,7 +104,7 @@ export const NODE_PERMISSION_TABLE: readonly PermissionRow[] = [
     kind: "sub",
     effect: "allow",
     subjects: ["_INBOX.{site}.{node}.>"],
-    why: "the daemon connects with inbox prefix _INBOX.<site>.<node>",
+    why: "the daemon connects with inbox prefix `_INBOX.<site>.<node>`",
   },
   {
     id: "other-subscribe",
@@ -143,7 +143,7 @@ export const NODE_PERMISSION_TABLE: readonly PermissionRow[] = [
       ...kvKeyRead("MR_DESIRED", "site.{site}"),
       ...kvKeyRead("MR_DESIRED", "node.{site}.{node}"),
     ],
-    why: "DESIGN §4 keys site.<site> and node.<site>.<node>",
+    why: "DESIGN §4 keys `site.<site>` and `node.<site>.<node>`",
   },
   {
     id: "desired-read-other",
@@ -193,7 +193,7 @@ export const NODE_PERMISSION_TABLE: readonly PermissionRow[] = [
     kind: "pub",
     effect: "allow",
     subjects: ["$KV.MR_ELECTION.site.{site}"],
-    why: "KV create/update/delete of site.<site> are publishes on this one subject",
+    why: "KV create/update/delete of `site.<site>` are publishes on this one subject",
   },
   {
     id: "election-write-other",
@@ -227,7 +227,7 @@ export const NODE_PERMISSION_TABLE: readonly PermissionRow[] = [
     kind: "pub",
     effect: "allow",
     subjects: ["$KV.MR_ROLLOUT.{site}.{node}.>"],
-    why: "KV MR_ROLLOUT key <site>.<node>.<agent>",
+    why: "KV `MR_ROLLOUT` key `<site>.<node>.<agent>`",
   },
   {
     id: "rollout-read",
@@ -252,8 +252,8 @@ export const NODE_PERMISSION_TABLE: readonly PermissionRow[] = [
     kind: "pub",
     effect: "allow",
     subjects: ["mrgov.*.{site}.{node}"],
-    why: "a slot is the message on mrgov.<name>.<site>.<node> (one per node and governor); " +
-      "release goes to the mediator on mr.<site>.<node>.gov.release",
+    why: "a slot is the message on `mrgov.<name>.<site>.<node>` (one per node and governor); " +
+      "release goes to the mediator on `mr.<site>.<node>.gov.release`",
   },
   {
     id: "governor-other-slot",

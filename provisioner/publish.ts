@@ -14,6 +14,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { createHash } from "node:crypto";
 import { checkLoadable, inspectModule } from "../src/plugins/abi.ts";
 import { openEnvelope, signSpec } from "../src/desired/envelope.ts";
+import { createGovernorClient } from "../src/governor/mod.ts";
 import { type AgentSpec, agentSpecSchema, formatZodError } from "../src/desired/spec.ts";
 import { s3HttpUrl } from "../src/artifacts/mod.ts";
 import { UsageError } from "../src/cli/errors.ts";
@@ -45,8 +46,15 @@ export interface PublishOptions {
   nc: NatsConnection;
   wasm: Uint8Array;
   agent: string;
+  /** The customer (its account): signed into the spec; nodes of other customers refuse it. */
+  customer: string;
   site: string;
   node?: string;
+  /**
+   * Publish at least this version (after the bucket was wiped, nodes keep their version
+   * floors: publish above the highest version they applied).
+   */
+  minVersion?: number;
   /** `s3://bucket[/prefix]` */
   bucketUrl: string;
   s3: S3Access;
@@ -144,11 +152,19 @@ export async function publishAgent(o: PublishOptions): Promise<PublishResult> {
     removed = (doc.removed ?? []).filter((n) => n !== o.agent);
   }
   const spec = {
-    version: version + 1,
+    version: Math.max(version + 1, o.minVersion ?? 0),
+    customer: o.customer,
+    target: key,
     agents: [...agents, agentSpec],
     ...(removed.length ? { removed } : {}),
     ...(settings ? { settings } : {}),
   };
+  // the first rollout creates its governor (the vendor's capacity; nodes cannot create streams)
+  const rollout = (o.fields?.rollout ?? null) as { governor?: string; capacity?: number } | null;
+  if (rollout?.governor && rollout.capacity) {
+    const gov = createGovernorClient(o.nc);
+    if (!(await gov.info(rollout.governor))) await gov.ensure(rollout.governor, rollout.capacity);
+  }
   const envelope = signSpec(spec, o.seed);
   // the envelope must open with its own key (guards against a corrupt seed)
   openEnvelope(envelope, [envelope.key]);

@@ -66,6 +66,7 @@ try {
   };
   const publish = async (ver: string, v: number) => {
     const r = await publishAgent({
+      customer: "acme",
       nc,
       wasm: await compileWat(wat.replace("__VER__", ver)),
       agent: "reporter",

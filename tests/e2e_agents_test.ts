@@ -39,6 +39,8 @@ async function upload(
 function spec(version: number, wasm: { sha256: string; size: number; url: string }, v: number) {
   return {
     version,
+    customer: "acme",
+    target: "site.site1",
     agents: [{
       name: "reporter",
       wasm,

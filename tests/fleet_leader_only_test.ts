@@ -38,6 +38,7 @@ Deno.test("fleet - a leader_only example agent runs only on the leader and moves
     const key = createSigningKey();
     // limits the host always exceeds, so the agent reports an alarm once it runs
     await publishAgent({
+      customer: "acme",
       nc,
       wasm: await Deno.readFile(join(ROOT, "wasm-examples/dist/threshold-check.wasm")),
       agent: "threshold-check",

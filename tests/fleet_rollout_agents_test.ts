@@ -40,6 +40,7 @@ Deno.test("fleet - a rollout with capacity 2 swaps 6 real nodes, never more than
     const key = createSigningKey();
     const publish = async (wasm: Uint8Array) =>
       await publishAgent({
+        customer: "acme",
         nc,
         wasm,
         agent: "slow-init",

@@ -47,6 +47,8 @@ Deno.test("mr-saas publish - upload once by hash, next version, refusals, node r
     const wasmFile = join(dir, "reporter.wasm");
     await Deno.writeFile(wasmFile, await compileWat(wat.replace("__VER__", "p1")));
     const common = [
+      "--customer",
+      "acme",
       "--agent",
       "reporter",
       "--site",

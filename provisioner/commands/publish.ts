@@ -24,8 +24,27 @@ async function jsonArg(name: string, value: string | undefined): Promise<unknown
   }
 }
 
+/** The customer of `--creds` when it is an account's admin user (`<customer>-admin`). */
+async function customerFromCreds(cmd: Command): Promise<string | undefined> {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  const creds = root.opts<{ creds?: string }>().creds;
+  if (!creds) return undefined;
+  try {
+    const text = await Deno.readTextFile(creds);
+    const jwt = /-----BEGIN NATS USER JWT-----\s*(\S+)\s*------END/.exec(text)?.[1] ?? "";
+    const b = jwt.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/");
+    const name = String(JSON.parse(atob(b)).name ?? "");
+    return name.endsWith("-admin") ? name.slice(0, -"-admin".length) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 interface PublishFlags {
   agent: string;
+  customer?: string;
+  minVersion?: string;
   site: string;
   node?: string;
   s3: string;
@@ -68,6 +87,14 @@ export function registerPublishCommands(program: Command): void {
     .requiredOption("--agent <name>", "agent name")
     .requiredOption("--site <site>", "site")
     .option("--node <node>", "node (a node-level key overrides the site key agent by agent)")
+    .option(
+      "--customer <customer>",
+      "the customer the spec is for (default: from --creds, the account's <customer>-admin user)",
+    )
+    .option(
+      "--min-version <n>",
+      "publish at least this version (after wiping MR_DESIRED: above the nodes' floors)",
+    )
     .requiredOption("--s3 <bucket-url>", "s3://bucket[/prefix]")
     .requiredOption("--sign-key <file>", "signing key seed file (mr-saas key create)")
     .option("--grant <json>", "grants JSON (or @file)")
@@ -84,6 +111,16 @@ export function registerPublishCommands(program: Command): void {
     .action(async (file: string, o: PublishFlags, cmd: Command) => {
       for (const [n, v] of [["agent", o.agent], ["site", o.site], ["node", o.node]] as const) {
         if (v !== undefined && !ID.test(v)) throw new UsageError(`--${n} must match ${ID.source}`);
+      }
+      const customer = o.customer ?? await customerFromCreds(cmd);
+      if (!customer || !ID.test(customer)) {
+        throw new UsageError(
+          "Missing --customer (the spec names its customer; it could not be read from --creds)",
+        );
+      }
+      const minVersion = o.minVersion === undefined ? undefined : Number(o.minVersion);
+      if (minVersion !== undefined && !(Number.isInteger(minVersion) && minVersion > 0)) {
+        throw new UsageError(`--min-version must be a positive integer, got "${o.minVersion}"`);
       }
       const s3 = s3FromEnv();
       if (!s3) {
@@ -138,6 +175,8 @@ export function registerPublishCommands(program: Command): void {
         nc,
         wasm,
         agent: o.agent,
+        customer,
+        ...(minVersion ? { minVersion } : {}),
         site: o.site,
         ...(o.node ? { node: o.node } : {}),
         bucketUrl: o.s3,

@@ -119,9 +119,25 @@ export const agentSpecSchema = z.strictObject({
 /** A parsed agent spec. */
 export type AgentSpec = z.infer<typeof agentSpecSchema>;
 
+/** A desired-state KV key: `site.<site>` or `node.<site>.<node>`. */
+export const targetSchema = z.string().regex(
+  /^(site\.[a-z0-9][a-z0-9_-]{0,62}|node\.[a-z0-9][a-z0-9_-]{0,62}\.[a-z0-9][a-z0-9_-]{0,62})$/,
+  { message: 'Expected "site.<site>" or "node.<site>.<node>"' },
+);
+
 /** The whole desired-state document. */
 export const specSchema = z.strictObject({
   version: z.number().int().positive(),
+  /**
+   * The customer this spec is for. Nodes refuse a spec without it or naming another
+   * customer (the vendor's signing key signs every customer's specs).
+   */
+  customer: idSchema.optional(),
+  /**
+   * The KV key this spec is for. Nodes refuse a spec without it or read from another key
+   * (a valid `site.*` spec replayed into a `node.*` key).
+   */
+  target: targetSchema.optional(),
   agents: z.array(agentSpecSchema).superRefine((agents, ctx) => {
     const seen = new Set<string>();
     agents.forEach((a, i) => {

@@ -2,7 +2,10 @@
  * Watches the node's desired state: KV `MR_DESIRED` keys `site.<site>` and
  * `node.<site>.<node>` (push watches, re-created after reconnects). Each value is a signed
  * envelope; it is applied only when the signer is trusted, the signature verifies, the spec
- * is valid and its version is greater than the last applied one for that key (no
+ * is valid, it names this node's customer and the very key it was read from (`customer`,
+ * `target`: a valid `site.*` spec replayed into a `node.*` key, or another customer's, is
+ * refused), and its version is greater than the key's floor (the highest version ever
+ * accepted there, kept in `<state_dir>/desired/floors.json` across restarts; no
  * rollbacks). Every refusal emits `io.machineroom.desired.v1.rejected` and the last good
  * state stays in force. Deletes are ignored (unsigned): remove agents by publishing a new
  * version without them (`mr-saas unpublish`).
@@ -23,6 +26,7 @@ import { EnvelopeError, openEnvelope } from "./envelope.ts";
 import type { AgentSpec, Spec } from "./spec.ts";
 import { jittered } from "../util/backoff.ts";
 import { atomicWrite } from "../util/atomic_write.ts";
+import { loadFloors, saveFloors, type VersionFloors } from "./floors.ts";
 
 /** One applied key. */
 interface Applied {
@@ -87,6 +91,36 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
   let rejected = 0;
   let lastRejection: Record<string, unknown> | null = null;
   const watches: { stop(): void }[] = [];
+  // the highest version ever accepted per key (survives restarts and an invalid cache)
+  let floors: VersionFloors = {};
+  try {
+    floors = await loadFloors(dir);
+  } catch (err) {
+    log.error("version floors unreadable; rebuilding them from the cache", {
+      error: (err as Error).message,
+    });
+  }
+  const floorOf = (key: string) => Math.max(floors[key] ?? 0, applied[key]?.version ?? 0);
+  /** Why an opened spec does not belong at `key` of this node, or `null`. */
+  const misplaced = (key: string, spec: Spec): [string, string] | null => {
+    if (spec.target !== key) {
+      return [
+        "wrong_target",
+        `spec is for ${
+          spec.target ? `"${spec.target}"` : "no key (no target)"
+        } but was read from "${key}"`,
+      ];
+    }
+    if (spec.customer !== config.customer) {
+      return [
+        "wrong_customer",
+        `spec is for customer ${
+          spec.customer ? `"${spec.customer}"` : "(none)"
+        }, this node belongs to "${config.customer}"`,
+      ];
+    }
+    return null;
+  };
 
   const compute = (source: EffectiveSpec["source"]): EffectiveSpec => {
     const byName = new Map<string, AgentSpec>();
@@ -163,7 +197,13 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
       if (!c) continue;
       try {
         const opened = openEnvelope(c.envelope, config.trust.spec_keys);
+        const bad = misplaced(k, opened.spec);
+        if (bad) throw new Error(bad[1]);
+        if (opened.spec.version < (floors[k] ?? 0)) {
+          throw new Error(`version ${opened.spec.version} is below the floor ${floors[k]}`);
+        }
         applied[k] = appliedOf(opened, c.envelope);
+        floors[k] = Math.max(floors[k] ?? 0, opened.spec.version);
       } catch (err) {
         log.warn("cached desired state no longer valid", { key: k, error: (err as Error).message });
       }
@@ -187,14 +227,27 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
       reject(key, code, (err as Error).message);
       return;
     }
-    if (prev && opened.spec.version <= prev.version) {
+    const bad = misplaced(key, opened.spec);
+    if (bad) {
+      reject(key, bad[0], bad[1], { version: opened.spec.version });
+      return;
+    }
+    const floor = floorOf(key);
+    if (opened.spec.version <= floor) {
       reject(
         key,
         "stale_version",
-        `version ${opened.spec.version} is not greater than the applied version ${prev.version}`,
-        { version: opened.spec.version, applied_version: prev.version },
+        `version ${opened.spec.version} is not greater than the applied version ${floor}`,
+        { version: opened.spec.version, applied_version: floor },
       );
       return;
+    }
+    // the floor is recorded before the spec takes effect
+    floors[key] = opened.spec.version;
+    try {
+      await saveFloors(dir, floors);
+    } catch (err) {
+      log.error("cannot record the version floor", { key, error: (err as Error).message });
     }
     applied[key] = appliedOf(opened, text);
     try {
@@ -246,6 +299,7 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
     current: () => effective,
     health: () => ({
       versions: effective?.versions ?? {},
+      floors: { ...floors },
       source: effective?.source ?? null,
       rejected,
       last_rejection: lastRejection,
