@@ -6,6 +6,7 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { createWasi, WasiDeadline, WasiExit, type WasiOptions } from "../src/plugins/wasi/mod.ts";
 import { Errno } from "../src/plugins/wasi/errno.ts";
 import { preopensFromGrants } from "../src/plugins/wasi/paths.ts";
+import { LocalFs, remoteFs, serveFs } from "../src/plugins/wasi/fs_ops.ts";
 import { compileWat } from "./helpers/wat.ts";
 
 const enc = new TextEncoder();
@@ -221,145 +222,159 @@ async function tree(): Promise<string> {
   return root;
 }
 
-Deno.test("wasi - files: preopens from the grant, reads, writes, denials and caps", async () => {
-  const root = await tree();
-  try {
-    const preopens = preopensFromGrants({
-      read: [`${root}/ro/**`],
-      write: [`${root}/rw/**`],
-    });
-    assertEquals(preopens.map((p) => [p.guestPath, p.mode]), [
-      [`${root}/ro`, "ro"],
-      [`${root}/rw`, "rw"],
-    ]);
-    const g = await guest({ preopens, limits: { maxFileBytes: 1024, maxOpenFds: 8 } });
-    // prestat names the two preopens as fds 3 and 4
-    assertEquals(g.w.fd_prestat_get!(3, 100), 0);
-    const n = g.mem().getUint32(104, true);
-    assertEquals(g.w.fd_prestat_dir_name!(3, 200, n), 0);
-    assertEquals(dec.decode(g.u8().subarray(200, 200 + n)), `${root}/ro`);
-    assertEquals(g.w.fd_prestat_dir_name!(3, 200, 2), Errno.NAMETOOLONG);
-    assertEquals(g.w.fd_prestat_get!(5, 100), Errno.BADF);
-    assertEquals(g.w.fd_prestat_get!(1, 100), Errno.BADF);
-    const READ = 2n;
-    const WRITE = 64n;
-    const open = (
-      dir: number,
-      path: string,
-      oflags = 0,
-      rights = READ,
-      fdflags = 0,
-      follow = 1,
-    ) => {
-      const len = g.str(500, path);
-      const r = g.w.path_open!(dir, follow, 500, len, oflags, rights, 0n, fdflags, 100);
-      return r === 0 ? { fd: g.mem().getUint32(100, true) } : r;
-    };
-    const read = (fd: number) => {
-      iov(g, 256);
-      assertEquals(g.w.fd_read!(fd, 1000, 1, 100), 0);
-      return dec.decode(g.u8().subarray(2000, 2000 + g.mem().getUint32(100, true)));
-    };
-    // read a granted file
-    const a = open(3, "a.txt");
-    assert(typeof a === "object");
-    assertEquals(read(a.fd), "alpha");
-    assertEquals(read(a.fd), "");
-    assertEquals(g.w.fd_seek!(a.fd, 1n, 0, 100), 0);
-    assertEquals(g.w.fd_tell!(a.fd, 100), 0);
-    assertEquals(g.mem().getBigUint64(100, true), 1n);
-    assertEquals(read(a.fd), "lpha");
-    assertEquals(g.w.fd_filestat_get!(a.fd, 300), 0);
-    assertEquals(g.mem().getBigUint64(332, true), 5n);
-    assertEquals(g.u8()[316], 4);
-    iov(g, "no");
-    assertEquals(g.w.fd_write!(a.fd, 1000, 1, 100), Errno.BADF); // opened read-only
-    assertEquals(g.w.fd_close!(a.fd), 0);
-    assertEquals(g.w.fd_close!(a.fd), Errno.BADF);
-    // nested path and a symlink inside the grant
-    const b = open(3, "sub/../sub/b.txt");
-    assert(typeof b === "object");
-    assertEquals(read(b.fd), "beta");
-    const alias = open(3, "alias");
-    assert(typeof alias === "object");
-    assertEquals(read(alias.fd), "alpha");
-    // denials: outside by .., absolute, symlink escaping, write to ro, missing outside
-    assertEquals(open(3, "../secret/key"), Errno.NOTCAPABLE);
-    assertEquals(open(3, `${root}/secret/key`), Errno.NOTCAPABLE);
-    assertEquals(open(3, "escape"), Errno.NOTCAPABLE);
-    assertEquals(open(3, "../secret/missing"), Errno.NOTCAPABLE);
-    assertEquals(open(3, "a.txt", 0, WRITE), Errno.NOTCAPABLE);
-    assertEquals(open(3, "new.txt", 1, WRITE), Errno.NOTCAPABLE);
-    assertEquals(open(3, "missing.txt"), Errno.NOENT);
-    assertEquals(open(3, "big.txt"), Errno.FBIG);
-    assertEquals(open(1, "a.txt"), Errno.NOTDIR);
-    assertEquals(open(99, "a.txt"), Errno.BADF);
-    assertEquals(open(3, "a.txt", 2), Errno.NOTDIR);
-    assert(g.denied.some((d) => d.includes("../secret/key")), g.denied.join());
-    // unlink/mkdir/rename in ro are refused
-    const p = (s: string) => [500, g.str(500, s)] as const;
-    assertEquals(g.w.path_unlink_file!(3, ...p("a.txt")), Errno.NOTCAPABLE);
-    assertEquals(g.w.path_create_directory!(3, ...p("d")), Errno.NOTCAPABLE);
-    assertEquals(g.w.path_remove_directory!(3, ...p("sub")), Errno.NOTCAPABLE);
-    // rw: create, write, read back, size cap, rename, unlink, mkdir/rmdir
-    const c = open(4, "out.txt", 1 | 8, READ | WRITE);
-    assert(typeof c === "object", `open rw: ${c}`);
-    iov(g, "written");
-    assertEquals(g.w.fd_write!(c.fd, 1000, 1, 100), 0);
-    assertEquals(await Deno.readTextFile(`${root}/rw/out.txt`), "written");
-    iov(g, "Z");
-    assertEquals(g.w.fd_pwrite!(c.fd, 1000, 1, 0n, 100), 0);
-    assertEquals(await Deno.readTextFile(`${root}/rw/out.txt`), "Zritten");
-    iov(g, 3);
-    assertEquals(g.w.fd_pread!(c.fd, 1000, 1, 1n, 100), 0);
-    assertEquals(dec.decode(g.u8().subarray(2000, 2003)), "rit");
-    iov(g, 2000);
-    assertEquals(g.w.fd_write!(c.fd, 1000, 1, 100), Errno.FBIG);
-    assertEquals(g.w.fd_filestat_set_size!(c.fd, 4096n), Errno.FBIG);
-    assertEquals(g.w.fd_filestat_set_size!(c.fd, 3n), 0);
-    assertEquals(await Deno.readTextFile(`${root}/rw/out.txt`), "Zri");
-    assertEquals(g.w.fd_sync!(c.fd), 0);
-    assertEquals(g.w.fd_datasync!(c.fd), 0);
-    assertEquals(g.w.fd_close!(c.fd), 0);
-    const rename = (from: string, to: string) => {
-      const fl = g.str(500, from);
-      const tl = g.str(600, to);
-      return g.w.path_rename!(4, 500, fl, 4, 600, tl);
-    };
-    assertEquals(rename("out.txt", "moved.txt"), 0);
-    assertEquals(rename("moved.txt", "../ro/moved.txt"), Errno.NOTCAPABLE);
-    assertEquals(g.w.path_create_directory!(4, ...p("d")), 0);
-    assertEquals(g.w.path_create_directory!(4, ...p("d")), Errno.EXIST);
-    assertEquals(g.w.path_filestat_get!(4, 1, ...p("d"), 300), 0);
-    assertEquals(g.u8()[316], 3);
-    assertEquals(g.w.path_remove_directory!(4, ...p("d")), 0);
-    assertEquals(g.w.path_unlink_file!(4, ...p("moved.txt")), 0);
-    assertEquals(g.w.path_unlink_file!(4, ...p("moved.txt")), Errno.NOENT);
-    assertEquals(g.w.path_filestat_get!(3, 1, ...p("../secret/key"), 300), Errno.NOTCAPABLE);
-    // readdir lists the granted directory, sorted
-    const d = open(3, "sub", 2);
-    assert(typeof d === "object");
-    assertEquals(g.w.fd_readdir!(d.fd, 5000, 512, 0n, 100), 0);
-    const used = g.mem().getUint32(100, true);
-    const nameLen = g.mem().getUint32(5016, true);
-    assertEquals(used, 24 + nameLen);
-    assertEquals(dec.decode(g.u8().subarray(5024, 5024 + nameLen)), "b.txt");
-    assertEquals(g.w.fd_readdir!(b.fd, 5000, 512, 0n, 100), Errno.NOTDIR);
-    assertEquals(g.w.fd_readdir!(99, 5000, 512, 0n, 100), Errno.BADF);
-    // descriptor cap
-    const fds: number[] = [];
-    let last: number | { fd: number } = 0;
-    for (let i = 0; i < 10; i++) {
-      last = open(3, "a.txt");
-      if (typeof last === "number") break;
-      fds.push(last.fd);
+for (const mode of ["local", "remote"] as const) {
+  Deno.test(`wasi - files (${mode}): preopens from the grant, reads, writes, denials and caps`, async () => {
+    const root = await tree();
+    try {
+      const preopens = preopensFromGrants({
+        read: [`${root}/ro/**`],
+        write: [`${root}/rw/**`],
+      });
+      assertEquals(preopens.map((p) => [p.guestPath, p.mode]), [
+        [`${root}/ro`, "ro"],
+        [`${root}/rw`, "rw"],
+      ]);
+      const limits = { maxFileBytes: 1024, maxOpenFds: 8 };
+      const denied: string[] = [];
+      const local = new LocalFs(preopens, limits, (fn, d) => denied.push(`${fn} ${d["path"]}`));
+      // remote: every file operation crosses the wasi_fs frame codec, as between the sandbox
+      // host process and the daemon
+      const g = await guest(
+        mode === "local"
+          ? { preopens, limits }
+          : { fs: remoteFs((i) => serveFs(local, i)), limits },
+      );
+      if (mode === "remote") g.denied.push = (...d: string[]) => denied.push(...d);
+      // prestat names the two preopens as fds 3 and 4
+      assertEquals(g.w.fd_prestat_get!(3, 100), 0);
+      const n = g.mem().getUint32(104, true);
+      assertEquals(g.w.fd_prestat_dir_name!(3, 200, n), 0);
+      assertEquals(dec.decode(g.u8().subarray(200, 200 + n)), `${root}/ro`);
+      assertEquals(g.w.fd_prestat_dir_name!(3, 200, 2), Errno.NAMETOOLONG);
+      assertEquals(g.w.fd_prestat_get!(5, 100), Errno.BADF);
+      assertEquals(g.w.fd_prestat_get!(1, 100), Errno.BADF);
+      const READ = 2n;
+      const WRITE = 64n;
+      const open = (
+        dir: number,
+        path: string,
+        oflags = 0,
+        rights = READ,
+        fdflags = 0,
+        follow = 1,
+      ) => {
+        const len = g.str(500, path);
+        const r = g.w.path_open!(dir, follow, 500, len, oflags, rights, 0n, fdflags, 100);
+        return r === 0 ? { fd: g.mem().getUint32(100, true) } : r;
+      };
+      const read = (fd: number) => {
+        iov(g, 256);
+        assertEquals(g.w.fd_read!(fd, 1000, 1, 100), 0);
+        return dec.decode(g.u8().subarray(2000, 2000 + g.mem().getUint32(100, true)));
+      };
+      // read a granted file
+      const a = open(3, "a.txt");
+      assert(typeof a === "object");
+      assertEquals(read(a.fd), "alpha");
+      assertEquals(read(a.fd), "");
+      assertEquals(g.w.fd_seek!(a.fd, 1n, 0, 100), 0);
+      assertEquals(g.w.fd_tell!(a.fd, 100), 0);
+      assertEquals(g.mem().getBigUint64(100, true), 1n);
+      assertEquals(read(a.fd), "lpha");
+      assertEquals(g.w.fd_filestat_get!(a.fd, 300), 0);
+      assertEquals(g.mem().getBigUint64(332, true), 5n);
+      assertEquals(g.u8()[316], 4);
+      iov(g, "no");
+      assertEquals(g.w.fd_write!(a.fd, 1000, 1, 100), Errno.BADF); // opened read-only
+      assertEquals(g.w.fd_close!(a.fd), 0);
+      assertEquals(g.w.fd_close!(a.fd), Errno.BADF);
+      // nested path and a symlink inside the grant
+      const b = open(3, "sub/../sub/b.txt");
+      assert(typeof b === "object");
+      assertEquals(read(b.fd), "beta");
+      const alias = open(3, "alias");
+      assert(typeof alias === "object");
+      assertEquals(read(alias.fd), "alpha");
+      // denials: outside by .., absolute, symlink escaping, write to ro, missing outside
+      assertEquals(open(3, "../secret/key"), Errno.NOTCAPABLE);
+      assertEquals(open(3, `${root}/secret/key`), Errno.NOTCAPABLE);
+      assertEquals(open(3, "escape"), Errno.NOTCAPABLE);
+      assertEquals(open(3, "../secret/missing"), Errno.NOTCAPABLE);
+      assertEquals(open(3, "a.txt", 0, WRITE), Errno.NOTCAPABLE);
+      assertEquals(open(3, "new.txt", 1, WRITE), Errno.NOTCAPABLE);
+      assertEquals(open(3, "missing.txt"), Errno.NOENT);
+      assertEquals(open(3, "big.txt"), Errno.FBIG);
+      assertEquals(open(1, "a.txt"), Errno.NOTDIR);
+      assertEquals(open(99, "a.txt"), Errno.BADF);
+      assertEquals(open(3, "a.txt", 2), Errno.NOTDIR);
+      const audit = mode === "local" ? g.denied : denied;
+      assert(audit.some((d) => d.includes("../secret/key")), audit.join());
+      // unlink/mkdir/rename in ro are refused
+      const p = (s: string) => [500, g.str(500, s)] as const;
+      assertEquals(g.w.path_unlink_file!(3, ...p("a.txt")), Errno.NOTCAPABLE);
+      assertEquals(g.w.path_create_directory!(3, ...p("d")), Errno.NOTCAPABLE);
+      assertEquals(g.w.path_remove_directory!(3, ...p("sub")), Errno.NOTCAPABLE);
+      // rw: create, write, read back, size cap, rename, unlink, mkdir/rmdir
+      const c = open(4, "out.txt", 1 | 8, READ | WRITE);
+      assert(typeof c === "object", `open rw: ${c}`);
+      iov(g, "written");
+      assertEquals(g.w.fd_write!(c.fd, 1000, 1, 100), 0);
+      assertEquals(await Deno.readTextFile(`${root}/rw/out.txt`), "written");
+      iov(g, "Z");
+      assertEquals(g.w.fd_pwrite!(c.fd, 1000, 1, 0n, 100), 0);
+      assertEquals(await Deno.readTextFile(`${root}/rw/out.txt`), "Zritten");
+      iov(g, 3);
+      assertEquals(g.w.fd_pread!(c.fd, 1000, 1, 1n, 100), 0);
+      assertEquals(dec.decode(g.u8().subarray(2000, 2003)), "rit");
+      iov(g, 2000);
+      assertEquals(g.w.fd_write!(c.fd, 1000, 1, 100), Errno.FBIG);
+      assertEquals(g.w.fd_filestat_set_size!(c.fd, 4096n), Errno.FBIG);
+      assertEquals(g.w.fd_filestat_set_size!(c.fd, 3n), 0);
+      assertEquals(await Deno.readTextFile(`${root}/rw/out.txt`), "Zri");
+      assertEquals(g.w.fd_sync!(c.fd), 0);
+      assertEquals(g.w.fd_datasync!(c.fd), 0);
+      assertEquals(g.w.fd_close!(c.fd), 0);
+      const rename = (from: string, to: string) => {
+        const fl = g.str(500, from);
+        const tl = g.str(600, to);
+        return g.w.path_rename!(4, 500, fl, 4, 600, tl);
+      };
+      assertEquals(rename("out.txt", "moved.txt"), 0);
+      assertEquals(rename("moved.txt", "../ro/moved.txt"), Errno.NOTCAPABLE);
+      assertEquals(g.w.path_create_directory!(4, ...p("d")), 0);
+      assertEquals(g.w.path_create_directory!(4, ...p("d")), Errno.EXIST);
+      assertEquals(g.w.path_filestat_get!(4, 1, ...p("d"), 300), 0);
+      assertEquals(g.u8()[316], 3);
+      assertEquals(g.w.path_remove_directory!(4, ...p("d")), 0);
+      assertEquals(g.w.path_unlink_file!(4, ...p("moved.txt")), 0);
+      assertEquals(g.w.path_unlink_file!(4, ...p("moved.txt")), Errno.NOENT);
+      assertEquals(g.w.path_filestat_get!(3, 1, ...p("../secret/key"), 300), Errno.NOTCAPABLE);
+      // readdir lists the granted directory, sorted
+      const d = open(3, "sub", 2);
+      assert(typeof d === "object");
+      assertEquals(g.w.fd_readdir!(d.fd, 5000, 512, 0n, 100), 0);
+      const used = g.mem().getUint32(100, true);
+      const nameLen = g.mem().getUint32(5016, true);
+      assertEquals(used, 24 + nameLen);
+      assertEquals(dec.decode(g.u8().subarray(5024, 5024 + nameLen)), "b.txt");
+      assertEquals(g.w.fd_readdir!(b.fd, 5000, 512, 0n, 100), Errno.NOTDIR);
+      assertEquals(g.w.fd_readdir!(99, 5000, 512, 0n, 100), Errno.BADF);
+      // descriptor cap
+      const fds: number[] = [];
+      let last: number | { fd: number } = 0;
+      for (let i = 0; i < 10; i++) {
+        last = open(3, "a.txt");
+        if (typeof last === "number") break;
+        fds.push(last.fd);
+      }
+      assertEquals(last, Errno.MFILE);
+      g.wasi.close();
+      local.closeAll();
+    } finally {
+      await Deno.remove(root, { recursive: true });
     }
-    assertEquals(last, Errno.MFILE);
-    g.wasi.close();
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-});
+  });
+}
 
 Deno.test("wasi - a narrower grant: only matching files are visible and readable", async () => {
   const root = await tree();

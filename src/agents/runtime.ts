@@ -142,6 +142,7 @@ export function createAgentRuntime(o: AgentRuntimeOptions): AgentRuntime {
           name: spec.name,
           grants: spec.grants,
           limits: spec.limits,
+          config: spec.config ?? null,
         }),
       facts: o.facts,
       emit: (event, data) => o.emit(name, event, data),

@@ -6,6 +6,8 @@
  */
 import type { Grants } from "../desired/spec.ts";
 import { type ModuleInfo, SandboxError } from "./types.ts";
+import { KERNEL_FUNCTION_NAMES } from "./kernel/extism.ts";
+import { WASI_FUNCTIONS, WASI_MODULE } from "./wasi/preview1.ts";
 
 /** Import module of the host functions. */
 export const HOST_MODULE = "extism:host/user";
@@ -40,32 +42,10 @@ export const HOST_FUNCTIONS: Record<string, (g: Grants) => boolean> = {
   mr_transition: () => true,
 };
 
-/** Extism kernel functions the runtime provides (Extism JS SDK 1.0.x). */
-const KERNEL_FUNCTIONS = new Set([
-  "alloc",
-  "free",
-  "load_u8",
-  "load_u64",
-  "store_u8",
-  "store_u64",
-  "input_offset",
-  "input_length",
-  "input_load_u8",
-  "input_load_u64",
-  "output_set",
-  "error_set",
-  "config_get",
-  "var_get",
-  "var_set",
-  "http_request",
-  "http_status_code",
-  "length",
-  "length_unsafe",
-  "log_warn",
-  "log_info",
-  "log_debug",
-  "log_error",
-]);
+/** Extism kernel functions the runtime provides (`kernel/extism.ts`). */
+const KERNEL_FUNCTIONS = new Set(KERNEL_FUNCTION_NAMES);
+/** WASI preview 1 functions the runtime provides (`wasi/preview1.ts`). */
+const WASI_SET = new Set<string>(WASI_FUNCTIONS);
 
 /** sha256 of `bytes` as lowercase hex (WebCrypto). */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
@@ -99,6 +79,7 @@ export function describeModule(
   const imps = WebAssembly.Module.imports(module);
   const problems: string[] = [];
   const hostFunctions: string[] = [];
+  const wasiFunctions: string[] = [];
   for (const imp of imps) {
     const where = `${imp.module}.${imp.name}`;
     if (imp.module === HOST_MODULE) {
@@ -110,13 +91,21 @@ export function describeModule(
       if (!KERNEL_FUNCTIONS.has(imp.name)) {
         problems.push(`Unknown Extism kernel function: "${imp.name}"`);
       }
+    } else if (imp.module === WASI_MODULE) {
+      if (imp.kind !== "function" || !WASI_SET.has(imp.name)) {
+        problems.push(`Unknown WASI function: "${where}" (not in WASI preview 1)`);
+      } else wasiFunctions.push(imp.name);
     } else {
-      problems.push(`Import from unknown module: "${where}" (WASI is not available)`);
+      problems.push(`Import from unknown module: "${where}"`);
     }
   }
   const fnExports = exps.filter((e) => e.kind === "function").map((e) => e.name);
-  if (!exps.some((e) => e.kind === "memory" && e.name === "memory")) {
-    problems.push('Module does not export its memory as "memory"');
+  // Extism's kernel keeps its blocks host-side, so a module needs no memory of its own;
+  // WASI passes pointers into the guest's memory, so a WASI module must export it
+  if (
+    wasiFunctions.length > 0 && !exps.some((e) => e.kind === "memory" && e.name === "memory")
+  ) {
+    problems.push('Module imports WASI but does not export its memory as "memory"');
   }
   if (fnExports.length === 0) problems.push("Module exports no functions");
   else if (!fnExports.some((n) => (AGENT_EXPORTS as readonly string[]).includes(n))) {
@@ -128,6 +117,7 @@ export function describeModule(
     exports: exps.map((e) => e.name),
     imports: imps.map((i) => `${i.module}.${i.name}`),
     hostFunctions,
+    wasiFunctions,
     abiProblems: problems,
   };
 }

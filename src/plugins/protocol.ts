@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { GuestSetup } from "./kernel/guest.ts";
 import type { SandboxErrorCode } from "./types.ts";
 
 /** Name of the exported fuel counter global (i32, mutable; holds a chunk of the budget) injected at load. */
@@ -47,6 +48,8 @@ export type ToHost =
     /** Bytes reserved for the module's tables at their capped maximum. */
     tableBytes: number;
     limits: CallLimits;
+    /** Extism config and WASI of the guest. */
+    guest: GuestSetup;
   } // body: instrumented module
   | { t: "unload"; id: number; key: number }
   | { t: "call"; id: number; key: number; fn: string; limits: CallLimits } // body: input
@@ -77,4 +80,11 @@ export type FromHost =
     /** Largest reply the call can still take (host-reply and memory budget). */
     replyMax: number;
   } // body: input
-  | { t: "log"; key: number; level: string; msg: string; fields?: Record<string, unknown> };
+  | {
+    t: "log";
+    key: number;
+    /** A log level, or `stdout` (a WASI stdout line for `LoadOptions.stdout`). */
+    level: string;
+    msg: string;
+    fields?: Record<string, unknown>;
+  };

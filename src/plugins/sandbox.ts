@@ -12,6 +12,9 @@ import type { Logger } from "../log/logger.ts";
 import { checkLoadable, compileModule, describeModule, sha256Hex } from "./abi.ts";
 import { type HostCallContext, runHostFunction } from "./host_functions.ts";
 import { INIT_EXPORTS } from "./instrument.ts";
+import { type GuestSetup, guestSetup } from "./kernel/guest.ts";
+import { DEFAULT_WASI_LIMITS } from "./wasi/preview1.ts";
+import { LocalFs, serveFs, WASI_FS_FN } from "./wasi/fs_ops.ts";
 import { INSTRUMENT_CACHE_DIR, instrumentCached } from "./instrument_cache.ts";
 import { planMemory } from "./module_limits.ts";
 import { PluginHandle } from "./plugin_handle.ts";
@@ -62,6 +65,12 @@ export interface PluginEntry {
   loaded: boolean;
   /** Deadline and abort of the operation in flight (host calls use them). */
   op: { deadline: number; abort: AbortController } | null;
+  /** Extism config and WASI setup sent with each load. */
+  guest: GuestSetup;
+  /** The guest's files (WASI), opened here under the grant; new with each load. */
+  fs: LocalFs | null;
+  /** WASI stdout lines go here instead of the log (`LoadOptions.stdout`). */
+  stdout?: (line: string) => void;
 }
 
 /** A place in the pool: its current process and the queue of operations on it. */
@@ -161,8 +170,18 @@ class SandboxImpl implements Sandbox {
 
   #log(m: Extract<FromHost, { t: "log" }>): void {
     const entry = this.entries.get(m.key);
+    if (m.level === "stdout") {
+      if (entry?.stdout) entry.stdout(m.msg);
+      else this.logger.info(m.msg, { agent: entry?.name, stream: "stdout" });
+      return;
+    }
     const level = ["debug", "info", "warn", "error"].includes(m.level) ? m.level as "info" : "info";
-    this.logger[level](m.msg, { agent: entry?.name });
+    // only the stream of WASI lines is taken from the plugin's fields
+    const stream = m.fields?.["stream"];
+    this.logger[level](m.msg, {
+      agent: entry?.name,
+      ...(stream === "stdout" || stream === "stderr" ? { stream } : {}),
+    });
   }
 
   async #answerHost(
@@ -181,6 +200,15 @@ class SandboxImpl implements Sandbox {
     const late = new Promise<null>((res) => {
       timer = setTimeout(() => res(null), Math.max(0, op.deadline - Date.now()));
     });
+    if (m.fn === WASI_FS_FN) {
+      // a WASI file operation: the grant-checked file access happens here, synchronously
+      const bytes = entry.fs
+        ? serveFs(entry.fs, input)
+        : encoder.encode(JSON.stringify({ error: { code: "capability_denied" } }));
+      if (bytes.length > m.replyMax) proc.send({ t: "reply", seq: m.seq, tooLarge: bytes.length });
+      else proc.send({ t: "reply", seq: m.seq }, bytes);
+      return;
+    }
     const ctx = { ...entry.ctx, deadline: op.deadline, signal: op.abort.signal };
     const reply = await Promise.race([runHostFunction(ctx, m.fn, decoder.decode(input)), late]);
     clearTimeout(timer);
@@ -230,6 +258,9 @@ class SandboxImpl implements Sandbox {
   async #loadEntry(proc: HostProcess, entry: PluginEntry): Promise<void> {
     const deadline = Date.now() + Math.max(LOAD_MIN_MS, entry.limits.timeout_ms);
     return await this.#op(entry, deadline, "Load", async () => {
+      // a new instance starts with no open files
+      entry.fs?.closeAll();
+      entry.fs = entry.guest.wasi ? this.#guestFs(entry) : null;
       const done = await proc.request(
         {
           t: "load",
@@ -239,6 +270,7 @@ class SandboxImpl implements Sandbox {
           maxPages: entry.maxPages,
           tableBytes: entry.tableBytes,
           limits: this.#callLimits(entry.limits, deadline),
+          guest: entry.guest,
         },
         entry.bytes,
         deadline + this.graceMs,
@@ -246,6 +278,19 @@ class SandboxImpl implements Sandbox {
       if (done.header.failure) throw toError(done.header.failure);
       entry.loaded = true;
     });
+  }
+
+  #guestFs(entry: PluginEntry): LocalFs {
+    return new LocalFs(
+      entry.guest.wasi?.preopens ?? [],
+      DEFAULT_WASI_LIMITS,
+      (fn, detail) =>
+        this.logger.audit("capability denied", {
+          agent: entry.name,
+          host_function: `wasi:${fn}`,
+          ...detail,
+        }),
+    );
   }
 
   #killKey(entry: { name: string; sha256: string }): string {
@@ -354,6 +399,15 @@ class SandboxImpl implements Sandbox {
       slot,
       loaded: false,
       op: null,
+      guest: guestSetup(
+        options.name,
+        grants,
+        options.config ?? null,
+        info.wasiFunctions.length > 0,
+        options.stdout ? "pass" : "log",
+      ),
+      fs: null,
+      ...(options.stdout ? { stdout: options.stdout } : {}),
       ctx: {
         agent: options.name,
         grants,
@@ -383,6 +437,8 @@ class SandboxImpl implements Sandbox {
 
   unload(entry: PluginEntry): Promise<void> {
     this.entries.delete(entry.key);
+    entry.fs?.closeAll();
+    entry.fs = null;
     entry.slot.entries.delete(entry);
     return entry.slot.exclusive(async () => {
       const proc = entry.slot.proc;

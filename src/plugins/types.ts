@@ -65,6 +65,10 @@ export interface LoadOptions {
   name: string;
   grants: Grants;
   limits: Limits;
+  /** The agent's config: Extism `config_get` reads it, WASI `environ_*` its `env`. */
+  config?: unknown;
+  /** Receives a WASI module's stdout lines instead of the log (`plugin run --wasi-stdout`). */
+  stdout?: (line: string) => void;
   /**
    * Test only: load without fuel metering, so only the kill boundary can stop a runaway.
    * (The daemon sets it for the agents named in `MR_SANDBOX_TEST_UNMETERED`.)
@@ -81,6 +85,8 @@ export interface ModuleInfo {
   imports: string[];
   /** Host functions of ABI v1 it imports. */
   hostFunctions: string[];
+  /** WASI preview 1 functions it imports (`wasi_snapshot_preview1`). */
+  wasiFunctions: string[];
   /** Problems against ABI v1 (empty when compatible). */
   abiProblems: string[];
 }

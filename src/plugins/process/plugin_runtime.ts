@@ -14,6 +14,8 @@ import {
 } from "../protocol.ts";
 import { classify, Stop } from "./classify.ts";
 import { readFrame, writeFrame } from "./child_io.ts";
+import { GuestEnv, type GuestSetup } from "../kernel/guest.ts";
+import { WASI_FS_FN } from "../wasi/fs_ops.ts";
 
 /** Fuel handed out per refill: the deadline is checked about once a millisecond of loop. */
 const FUEL_CHUNK = 1 << 20;
@@ -48,6 +50,8 @@ interface Hosted {
   rc: WebAssembly.Global | null;
   memory: WebAssembly.Memory | null;
   call: CallState;
+  /** Extism kernel state (config, vars) and WASI of this plugin. */
+  guest: GuestEnv;
 }
 
 const plugins = new Map<number, Hosted>();
@@ -127,7 +131,30 @@ function hostCall(h: Hosted, fn: string, input: Uint8Array): Uint8Array {
   }
 }
 
+const encoder = new TextEncoder();
+
+function newGuest(key: number, setup: GuestSetup): GuestEnv {
+  const self = () => {
+    const h = plugins.get(key) ?? loading.get(key);
+    if (!h) throw new Stop({ code: "internal", message: "Plugin is not loaded" });
+    return h;
+  };
+  return new GuestEnv(setup, {
+    log: (level, msg, fields) =>
+      writeFrame({ t: "log", key, level, msg: msg.slice(0, 8192), ...(fields ? { fields } : {}) }),
+    hostCall: (fn, input) => decoder.decode(hostCall(self(), fn, encoder.encode(input))),
+    fsCall: (input) => hostCall(self(), WASI_FS_FN, input),
+    deadline: () => self().call.limits.deadline,
+    stdout: (line) => writeFrame({ t: "log", key, level: "stdout", msg: line.slice(0, 8192) }),
+    audit: () => {}, // files are checked (and refusals audited) in the daemon
+  });
+}
+
+/** Plugins being instantiated (their start function may already call WASI). */
+const loading = new Map<number, Hosted>();
+
 async function instantiate(h: Hosted): Promise<void> {
+  const guest = h.guest.functions();
   const user: Record<string, (ctx: CallContext, addr: bigint) => bigint> = {};
   for (const fn of h.hostFunctions) {
     user[fn] = (ctx, addr) => {
@@ -147,6 +174,7 @@ async function instantiate(h: Hosted): Promise<void> {
       error: kernelLog("error"),
     } as unknown as NonNullable<NonNullable<Parameters<typeof createPlugin>[1]>["logger"]>,
     functions: {
+      ...guest,
       "extism:host/user": user,
       // Metered code asks for the next chunk of fuel when its counter runs out.
       "mr:sandbox": {
@@ -167,6 +195,7 @@ async function instantiate(h: Hosted): Promise<void> {
       },
       // Kernel allocations count against memory_mb with linear memory, tables and replies.
       "extism:host/env": {
+        ...guest["extism:host/env"],
         alloc: (ctx: CallContext, n: bigint) => {
           charge(h, Number(n), "Extism allocation");
           return ctx.alloc(Number(n));
@@ -176,16 +205,14 @@ async function instantiate(h: Hosted): Promise<void> {
   });
   const instance = await h.plugin.getInstance();
   const fuel = instance.exports[FUEL_RESET];
+  // a module without memory is fine: Extism's kernel keeps its blocks host-side
   const memory = instance.exports["memory"];
-  if (!(memory instanceof WebAssembly.Memory)) {
-    await h.plugin.close();
-    throw new Stop({ code: "invalid_module", message: "Module does not export its memory" });
-  }
+  h.guest.bind(instance);
   // absent only in a module loaded without metering (a test-only load option)
   h.fuel = typeof fuel === "function" ? fuel as () => void : () => {};
   const rc = instance.exports[RC_GLOBAL];
   h.rc = rc instanceof WebAssembly.Global ? rc : null;
-  h.memory = memory;
+  h.memory = memory instanceof WebAssembly.Memory ? memory : null;
 }
 
 /** Compiles and instantiates a plugin (its start function runs under `msg.limits`). */
@@ -208,7 +235,9 @@ export async function loadPlugin(msg: LoadMsg, bytes: Uint8Array): Promise<strin
     rc: null,
     memory: null,
     call: callState(msg.limits),
+    guest: newGuest(msg.key, msg.guest),
   };
+  loading.set(msg.key, h);
   try {
     await instantiate(h);
   } catch (err) {
@@ -218,6 +247,8 @@ export async function loadPlugin(msg: LoadMsg, bytes: Uint8Array): Promise<strin
       throw new Stop({ code: "invalid_module", message: `Module cannot be instantiated: ${err}` });
     }
     throw new Stop(failure);
+  } finally {
+    loading.delete(msg.key);
   }
   plugins.set(msg.key, h);
   return WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name);
@@ -227,6 +258,7 @@ export async function loadPlugin(msg: LoadMsg, bytes: Uint8Array): Promise<strin
 export async function unloadPlugin(key: number): Promise<void> {
   const h = plugins.get(key);
   plugins.delete(key);
+  h?.guest.close();
   await h?.plugin?.close();
 }
 
@@ -251,9 +283,19 @@ export async function callPlugin(
   h.call = callState(limits);
   h.fuel();
   if (h.rc) h.rc.value = 0;
+  h.guest.begin();
   try {
-    const out = await h.plugin.call(fn, input ?? undefined);
-    const bytes = out ? out.bytes() : new Uint8Array();
+    let bytes: Uint8Array;
+    try {
+      const out = await h.plugin.call(fn, input ?? undefined);
+      const set = h.guest.end();
+      bytes = out ? out.bytes() : set;
+    } catch (err) {
+      // proc_exit(0) ends a call with the output set so far
+      const o = h.guest.outcome(err, fn);
+      if (!o || !("output" in o)) throw err;
+      bytes = o.output;
+    }
     const rc = h.rc ? Number(h.rc.value) : 0;
     if (rc !== 0) {
       const detail = bytes.byteLength ? `: ${decoder.decode(bytes.subarray(0, 500))}` : "";
@@ -272,7 +314,8 @@ export async function callPlugin(
     }
     return { output: bytes.slice() };
   } catch (err) {
-    const { failure, broken } = classify(facts(h), err, fn);
+    const o = h.guest.outcome(err, fn);
+    const { failure, broken } = o && "failure" in o ? o : classify(facts(h), err, fn);
     if (broken) {
       // A trap can leave globals/stack pointers inconsistent: start from a fresh instance
       // (its start function, if any, runs under this call's remaining limits).

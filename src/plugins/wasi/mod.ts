@@ -16,3 +16,4 @@ export {
 } from "./preview1.ts";
 export { type Preopen, preopensFromGrants } from "./paths.ts";
 export { Errno } from "./errno.ts";
+export { type FsOps, LocalFs, remoteFs, serveFs, WASI_FS_FN } from "./fs_ops.ts";

@@ -9,8 +9,9 @@
  * @module
  */
 import { ClockId, Errno } from "./errno.ts";
-import { type DenyHook, FdTable, type FsLimits } from "./fs.ts";
+import type { DenyHook, FsLimits } from "./fs.ts";
 import { fsCalls } from "./fs_calls.ts";
+import { type FsOps, LocalFs } from "./fs_ops.ts";
 import { Fault, Mem } from "./memory.ts";
 import type { Preopen } from "./paths.ts";
 
@@ -52,7 +53,10 @@ export interface WasiOptions {
   memory: () => WebAssembly.Memory | undefined;
   args: readonly string[];
   env: Readonly<Record<string, string>>;
-  preopens: readonly Preopen[];
+  /** Directories opened here with synchronous Deno file APIs (ignored when `fs` is given). */
+  preopens?: readonly Preopen[];
+  /** File operations done elsewhere (the daemon), e.g. {@linkcode remoteFs}. */
+  fs?: FsOps;
   /** Complete stdout lines (without the newline). */
   stdout: (line: string) => void;
   /** Complete stderr lines, and the host's notes about dropped lines. */
@@ -136,7 +140,7 @@ export interface Wasi {
   flush(): void;
   /** Closes every file the guest opened. */
   close(): void;
-  readonly fds: FdTable;
+  readonly fs: FsOps;
 }
 
 /** Line-splits a stream and rate-limits the lines (a token bucket shared by both streams). */
@@ -177,7 +181,7 @@ export function createWasi(opts: WasiOptions): Wasi {
   const clock = opts.clock ?? defaultClock;
   const random = opts.random ?? ((b: Uint8Array) => crypto.getRandomValues(b));
   const sleep = opts.sleep ?? ((ms: number) => void Atomics.wait(sleepCell, 0, 0, ms));
-  const fds = new FdTable(opts.preopens, limits, opts.onDeny ?? (() => {}));
+  const fs = opts.fs ?? new LocalFs(opts.preopens ?? [], limits, opts.onDeny ?? (() => {}));
   const mem = (): Mem => {
     const m = opts.memory();
     if (!m) throw new Fault("Module exports no memory");
@@ -269,17 +273,23 @@ export function createWasi(opts: WasiOptions): Wasi {
     fd_write: (fd: number, iovs: number, n: number, nwritten: number) => {
       const m = mem();
       const bufs = m.iovecs(iovs, n);
-      const e = fds.get(fd);
-      if (!e) return Errno.BADF;
+      m.check(nwritten, 4);
       let total = 0;
-      if (e.kind === "stdio") {
-        if (!e.writable) return Errno.BADF;
+      if (fd === 1 || fd === 2) {
         for (const b of bufs) {
           (fd === 1 ? out : err).write(b);
           total += b.length;
         }
+      } else if (fd === 0) {
+        return Errno.BADF;
       } else {
-        const r = fds.writeFile(e, bufs);
+        const all = new Uint8Array(bufs.reduce((k, b) => k + b.length, 0));
+        let off = 0;
+        for (const b of bufs) {
+          all.set(b, off);
+          off += b.length;
+        }
+        const r = fs.write(fd, all, null);
         if (typeof r === "number") return r;
         total = r.n;
       }
@@ -314,8 +324,9 @@ export function createWasi(opts: WasiOptions): Wasi {
           clocks.push({ userdata, at });
           if (wakeNs === null || at < wakeNs) wakeNs = at;
         } else if (tag === 1 || tag === 2) {
-          const e = fds.get(m.u32At(s + 16));
-          ready.push({ userdata, type: tag, error: e ? Errno.SUCCESS : Errno.BADF });
+          const fd = m.u32At(s + 16);
+          const ok = fd <= 2 || typeof fs.fdstat(fd) !== "number";
+          ready.push({ userdata, type: tag, error: ok ? Errno.SUCCESS : Errno.BADF });
         } else {
           ready.push({ userdata, type: tag, error: Errno.INVAL });
         }
@@ -347,7 +358,7 @@ export function createWasi(opts: WasiOptions): Wasi {
       return Errno.SUCCESS;
     },
   };
-  const all = { ...fsCalls(fds, mem), ...core };
+  const all = { ...fsCalls(fs, mem), ...core };
   const imports: Wasi["imports"] = {};
   for (const name of WASI_FUNCTIONS) {
     const f = all[name] as ((...a: unknown[]) => number | void) | undefined;
@@ -365,11 +376,11 @@ export function createWasi(opts: WasiOptions): Wasi {
   }
   return {
     imports,
-    fds,
+    fs,
     flush: () => {
       out.flush();
       err.flush();
     },
-    close: () => fds.closeAll(),
+    close: () => fs.closeAll(),
   };
 }

@@ -1,0 +1,400 @@
+/**
+ * The file operations of WASI as a plain-data interface ({@linkcode FsOps}), so that the
+ * guest's side (memory marshalling, in the sandbox host process, which has no file-system
+ * permission) and the grant-checked file access (in the daemon) can live in different
+ * processes: {@linkcode LocalFs} runs them on an {@linkcode FdTable}; {@linkcode remoteFs}
+ * sends each as one host call (`wasi_fs`), {@linkcode serveFs} answers it.
+ *
+ * @module
+ */
+import { Errno, FileType } from "./errno.ts";
+import { errnoOf, type FdEntry, FdTable, fileTypeOf, type FsLimits } from "./fs.ts";
+import { allowed, type Preopen, visible } from "./paths.ts";
+import type { DenyHook } from "./fs.ts";
+
+/** A file's stat, times in ms. */
+export interface Stat {
+  dev: number;
+  ino: number;
+  type: number;
+  nlink: number;
+  size: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+/** One result: an errno, or a value. */
+export type R<T> = Errno | T;
+
+/** The file operations behind `fd_*` / `path_*` (descriptors 3 and up). */
+export interface FsOps {
+  prestat(fd: number): R<{ name: string }>;
+  fdstat(fd: number): R<{ type: number; flags: number; base: string; inheriting: string }>;
+  filestat(fd: number): R<Stat>;
+  pathStat(fd: number, follow: boolean, path: string): R<Stat>;
+  open(
+    fd: number,
+    follow: boolean,
+    path: string,
+    oflags: number,
+    rightsBase: string,
+    fdflags: number,
+  ): R<{ fd: number }>;
+  close(fd: number): Errno;
+  read(fd: number, len: number, at: number | null): R<{ data: Uint8Array }>;
+  write(fd: number, data: Uint8Array, at: number | null): R<{ n: number }>;
+  seek(fd: number, offset: number, whence: number): R<{ pos: number }>;
+  sync(fd: number, dataOnly: boolean): Errno;
+  advise(fd: number): Errno;
+  allocate(fd: number): Errno;
+  setSize(fd: number, size: number): Errno;
+  setTimes(fd: number, atimeMs: number, mtimeMs: number): Errno;
+  pathSetTimes(fd: number, path: string, atimeMs: number, mtimeMs: number): Errno;
+  readdir(fd: number, cookie: number): R<{ entries: { name: string; type: number }[] }>;
+  renumber(from: number, to: number): Errno;
+  mkdir(fd: number, path: string): Errno;
+  rmdir(fd: number, path: string): Errno;
+  unlink(fd: number, path: string): Errno;
+  rename(fd: number, path: string, toFd: number, toPath: string): Errno;
+  readlink(fd: number, path: string): R<{ target: string }>;
+  /** Closes everything (unload). */
+  closeAll(): void;
+}
+
+function statOf(st: Deno.FileInfo): Stat {
+  return {
+    dev: st.dev ?? 0,
+    ino: st.ino ?? 0,
+    type: fileTypeOf(st),
+    nlink: st.nlink ?? 1,
+    size: st.size,
+    atimeMs: st.atime?.getTime() ?? 0,
+    mtimeMs: st.mtime?.getTime() ?? 0,
+    ctimeMs: (st.birthtime ?? st.mtime)?.getTime() ?? 0,
+  };
+}
+
+function attempt(fn: () => void): Errno {
+  try {
+    fn();
+    return Errno.SUCCESS;
+  } catch (err) {
+    return errnoOf(err);
+  }
+}
+
+/** {@linkcode FsOps} on a descriptor table, with synchronous Deno file APIs. */
+export class LocalFs implements FsOps {
+  readonly fds: FdTable;
+  constructor(preopens: readonly Preopen[], limits: FsLimits, onDeny: DenyHook) {
+    this.fds = new FdTable(preopens, limits, onDeny);
+  }
+
+  #file(fd: number): FdEntry | Errno {
+    const e = this.fds.get(fd);
+    if (!e) return Errno.BADF;
+    if (e.kind !== "file") return e.kind === "dir" ? Errno.ISDIR : Errno.SPIPE;
+    return e;
+  }
+  #forWrite(fn: string, fd: number, rel: string, mayCreate: boolean) {
+    const d = this.fds.dir(fd);
+    if (typeof d === "number") return d;
+    return this.fds.resolve(fn, d, rel, (p, x) => allowed(p, x, "write"), false, mayCreate);
+  }
+  #stat(fn: string, fd: number, follow: boolean, rel: string) {
+    const d = this.fds.dir(fd);
+    if (typeof d === "number") return d;
+    return this.fds.resolve(fn, d, rel, (p, x) => visible(p, x), follow);
+  }
+
+  prestat(fd: number): R<{ name: string }> {
+    const e = this.fds.get(fd);
+    return e?.guest !== undefined ? { name: e.guest } : Errno.BADF;
+  }
+  fdstat(fd: number) {
+    const e = this.fds.get(fd);
+    if (!e) return Errno.BADF;
+    const type = e.kind === "stdio"
+      ? FileType.CHARACTER_DEVICE
+      : e.kind === "dir"
+      ? FileType.DIRECTORY
+      : FileType.REGULAR_FILE;
+    const rights = this.fds.rights(e);
+    return {
+      type,
+      flags: e.append ? 1 : 0,
+      base: String(rights),
+      inheriting: String(e.kind === "dir" ? rights : 0n),
+    };
+  }
+  filestat(fd: number): R<Stat> {
+    const e = this.fds.get(fd);
+    if (!e) return Errno.BADF;
+    try {
+      return statOf(e.file ? e.file.statSync() : Deno.statSync(e.host));
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+  pathStat(fd: number, follow: boolean, path: string): R<Stat> {
+    const r = this.#stat("path_filestat_get", fd, follow, path);
+    if (typeof r === "number") return r;
+    try {
+      return statOf(follow ? Deno.statSync(r.host) : Deno.lstatSync(r.host));
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+  open(fd: number, follow: boolean, path: string, oflags: number, base: string, fdflags: number) {
+    return this.fds.open(fd, follow, path, oflags, BigInt(base), fdflags);
+  }
+  close(fd: number): Errno {
+    return this.fds.close(fd);
+  }
+  read(fd: number, len: number, at: number | null): R<{ data: Uint8Array }> {
+    const e = this.#file(fd);
+    if (typeof e === "number") return e;
+    const buf = new Uint8Array(Math.min(len, this.fds.limits.maxFileBytes));
+    const r = this.fds.readFile(e, [buf], at ?? undefined);
+    return typeof r === "number" ? r : { data: buf.subarray(0, r.n) };
+  }
+  write(fd: number, data: Uint8Array, at: number | null): R<{ n: number }> {
+    const e = this.#file(fd);
+    if (typeof e === "number") return e;
+    return this.fds.writeFile(e, [data], at ?? undefined);
+  }
+  seek(fd: number, offset: number, whence: number): R<{ pos: number }> {
+    const e = this.#file(fd);
+    if (typeof e === "number") return e;
+    if (whence > 2 || whence < 0) return Errno.INVAL;
+    const mode = [Deno.SeekMode.Start, Deno.SeekMode.Current, Deno.SeekMode.End][whence]!;
+    try {
+      return { pos: e.file!.seekSync(offset, mode) };
+    } catch (err) {
+      const n = errnoOf(err);
+      return n === Errno.IO ? Errno.INVAL : n;
+    }
+  }
+  sync(fd: number, dataOnly: boolean): Errno {
+    const e = this.#file(fd);
+    if (typeof e === "number") return e;
+    if (!e.writable) return Errno.SUCCESS;
+    return attempt(() => dataOnly ? e.file!.syncDataSync() : e.file!.syncSync());
+  }
+  advise(fd: number): Errno {
+    const e = this.#file(fd);
+    return typeof e === "number" ? e : Errno.SUCCESS;
+  }
+  allocate(fd: number): Errno {
+    const e = this.#file(fd);
+    return typeof e === "number" ? e : Errno.NOTSUP;
+  }
+  setSize(fd: number, size: number): Errno {
+    const e = this.#file(fd);
+    if (typeof e === "number") return e;
+    if (!e.writable) return Errno.BADF;
+    if (size > this.fds.limits.maxFileBytes) return Errno.FBIG;
+    return attempt(() => e.file!.truncateSync(size));
+  }
+  setTimes(fd: number, atimeMs: number, mtimeMs: number): Errno {
+    const e = this.#file(fd);
+    if (typeof e === "number") return e;
+    if (!e.writable) return Errno.BADF;
+    return attempt(() => e.file!.utimeSync(atimeMs / 1000, mtimeMs / 1000));
+  }
+  pathSetTimes(fd: number, path: string, atimeMs: number, mtimeMs: number): Errno {
+    const r = this.#forWrite("path_filestat_set_times", fd, path, false);
+    if (typeof r === "number") return r;
+    return attempt(() => Deno.utimeSync(r.host, atimeMs / 1000, mtimeMs / 1000));
+  }
+  readdir(fd: number, cookie: number) {
+    const e = this.fds.get(fd);
+    if (!e) return Errno.BADF;
+    if (e.kind !== "dir" || !e.preopen) return Errno.NOTDIR;
+    try {
+      const entries = [...Deno.readDirSync(e.host)]
+        .filter((d) => visible(e.preopen!, `${e.host}/${d.name}`))
+        .map((d) => ({
+          name: d.name,
+          type: d.isDirectory
+            ? FileType.DIRECTORY
+            : d.isFile
+            ? FileType.REGULAR_FILE
+            : d.isSymlink
+            ? FileType.SYMBOLIC_LINK
+            : FileType.UNKNOWN,
+        }))
+        .sort((a, b) => a.name < b.name ? -1 : 1);
+      return { entries: entries.slice(cookie, cookie + 256) };
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+  renumber(from: number, to: number): Errno {
+    const a = this.fds.get(from);
+    const b = this.fds.get(to);
+    if (!a || !b) return Errno.BADF;
+    if (
+      a.kind === "stdio" || b.kind === "stdio" || a.guest !== undefined || b.guest !== undefined
+    ) {
+      return Errno.NOTSUP;
+    }
+    this.fds.close(to);
+    this.fds.fds.set(to, a);
+    this.fds.fds.delete(from);
+    return Errno.SUCCESS;
+  }
+  mkdir(fd: number, path: string): Errno {
+    const r = this.#forWrite("path_create_directory", fd, path, true);
+    if (typeof r === "number") return r;
+    if (r.exists) return Errno.EXIST;
+    return attempt(() => Deno.mkdirSync(r.host));
+  }
+  rmdir(fd: number, path: string): Errno {
+    const r = this.#forWrite("path_remove_directory", fd, path, false);
+    if (typeof r === "number") return r;
+    try {
+      if (!Deno.lstatSync(r.host).isDirectory) return Errno.NOTDIR;
+      const d = this.fds.dir(fd);
+      if (typeof d !== "number" && r.host === d.host) return Errno.INVAL;
+      if ([...Deno.readDirSync(r.host)].length > 0) return Errno.NOTEMPTY;
+      Deno.removeSync(r.host);
+      return Errno.SUCCESS;
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+  unlink(fd: number, path: string): Errno {
+    const r = this.#forWrite("path_unlink_file", fd, path, false);
+    if (typeof r === "number") return r;
+    try {
+      if (Deno.lstatSync(r.host).isDirectory) return Errno.ISDIR;
+      Deno.removeSync(r.host);
+      return Errno.SUCCESS;
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+  rename(fd: number, path: string, toFd: number, toPath: string): Errno {
+    const a = this.#forWrite("path_rename", fd, path, false);
+    if (typeof a === "number") return a;
+    const b = this.#forWrite("path_rename", toFd, toPath, true);
+    if (typeof b === "number") return b;
+    return attempt(() => Deno.renameSync(a.host, b.host));
+  }
+  readlink(fd: number, path: string): R<{ target: string }> {
+    const r = this.#stat("path_readlink", fd, false, path);
+    if (typeof r === "number") return r;
+    try {
+      return { target: Deno.readLinkSync(r.host) };
+    } catch (err) {
+      const n = errnoOf(err);
+      return n === Errno.IO ? Errno.INVAL : n;
+    }
+  }
+  closeAll(): void {
+    this.fds.closeAll();
+  }
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Host-function name of a remote file operation. */
+export const WASI_FS_FN = "wasi_fs";
+
+/** Frame: u32 header length, JSON header, raw data. */
+function frame(header: unknown, data?: Uint8Array): Uint8Array {
+  const h = enc.encode(JSON.stringify(header));
+  const out = new Uint8Array(4 + h.length + (data?.length ?? 0));
+  new DataView(out.buffer).setUint32(0, h.length, true);
+  out.set(h, 4);
+  if (data) out.set(data, 4 + h.length);
+  return out;
+}
+function unframe(bytes: Uint8Array): { header: unknown; data: Uint8Array } {
+  if (bytes.length < 4) throw new Error("Short wasi_fs frame");
+  const n = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
+  if (4 + n > bytes.length) throw new Error("Bad wasi_fs frame");
+  return { header: JSON.parse(dec.decode(bytes.subarray(4, 4 + n))), data: bytes.subarray(4 + n) };
+}
+
+/** {@linkcode FsOps} that sends each operation through `call` (a synchronous host call). */
+export function remoteFs(call: (input: Uint8Array) => Uint8Array): FsOps {
+  const run = (op: string, args: unknown[], data?: Uint8Array): unknown => {
+    // a stop raised by `call` (deadline, host-call cap) ends the guest's call
+    const bytes = call(frame({ op, args }, data));
+    let reply: { header: unknown; data: Uint8Array };
+    try {
+      reply = unframe(bytes);
+    } catch {
+      return Errno.IO; // e.g. a host-function error object instead of a frame
+    }
+    const h = reply.header as { e?: number; r?: Record<string, unknown>; error?: unknown };
+    if (typeof h.e === "number") return h.e;
+    if (!h.r) return Errno.IO;
+    return "data" in h.r ? { ...h.r, data: reply.data } : h.r;
+  };
+  const ops = {} as Record<string, (...a: unknown[]) => unknown>;
+  for (const op of FS_OPS) {
+    ops[op] = (...a: unknown[]) =>
+      op === "write" ? run(op, [a[0], null, a[2]], a[1] as Uint8Array) : run(op, a);
+  }
+  ops["closeAll"] = () => {};
+  return ops as unknown as FsOps;
+}
+
+const FS_OPS = [
+  "prestat",
+  "fdstat",
+  "filestat",
+  "pathStat",
+  "open",
+  "close",
+  "read",
+  "write",
+  "seek",
+  "sync",
+  "advise",
+  "allocate",
+  "setSize",
+  "setTimes",
+  "pathSetTimes",
+  "readdir",
+  "renumber",
+  "mkdir",
+  "rmdir",
+  "unlink",
+  "rename",
+  "readlink",
+] as const;
+
+/** Answers one `wasi_fs` host call on `fs` (in the daemon). */
+export function serveFs(fs: FsOps, input: Uint8Array): Uint8Array {
+  let req: { op?: unknown; args?: unknown };
+  let data: Uint8Array;
+  try {
+    const u = unframe(input);
+    req = u.header as typeof req;
+    data = u.data;
+  } catch {
+    return frame({ e: Errno.INVAL });
+  }
+  const op = req.op as (typeof FS_OPS)[number];
+  if (!FS_OPS.includes(op) || !Array.isArray(req.args)) return frame({ e: Errno.NOSYS });
+  const args = req.args.slice();
+  if (op === "write") args[1] = data.slice();
+  let r: unknown;
+  try {
+    r = (fs[op] as (...a: unknown[]) => unknown)(...args);
+  } catch {
+    return frame({ e: Errno.IO });
+  }
+  if (typeof r === "number") return frame({ e: r });
+  const obj = r as Record<string, unknown>;
+  if (obj["data"] instanceof Uint8Array) {
+    return frame({ r: { ...obj, data: true } }, obj["data"] as Uint8Array);
+  }
+  return frame({ r: obj });
+}
