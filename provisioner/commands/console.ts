@@ -42,7 +42,7 @@ async function readAuditLog(home: string) {
 export function registerConsoleCommand(program: Command): void {
   program.command("console")
     .description(
-      "serve the fleet console (web UI + /metrics); prints a one-time login URL (--home: every customer)",
+      "serve the fleet console (web UI + /metrics) and print its login URL; --home D: every customer of the vendor home and its audit log (--server overrides the home's URL); else --server/--creds: one account",
     )
     .option(
       "--listen <host:port>",
@@ -66,15 +66,15 @@ export function registerConsoleCommand(program: Command): void {
         const { hostname, port } = parseListen(o.listen);
         const connections = new Map<string, NatsConnection>();
         let home: string | undefined;
-        if (g.home && !g.server) {
+        if (g.home) {
           home = g.home;
-          const cfg = await readHome(home);
+          const servers = (g.server ?? (await readHome(home)).server).split(",");
           for (const { customer } of await listAccounts(home)) {
             const creds = await Deno.readFile(join(home, "accounts", customer, "admin.creds"));
             connections.set(
               customer,
               await connect({
-                servers: cfg.server.split(","),
+                servers,
                 name: `mr-console-${customer}`,
                 authenticator: credsAuthenticator(creds),
                 maxReconnectAttempts: -1,
@@ -98,7 +98,6 @@ export function registerConsoleCommand(program: Command): void {
                 : {}),
             }),
           );
-          if (g.home) home = g.home;
         }
         const metricsToken = o.metricsTokenFile
           ? (await Deno.readTextFile(o.metricsTokenFile)).trim()
