@@ -18,6 +18,7 @@ import { publishAgent } from "../provisioner/publish.ts";
 import { formatEvent } from "../provisioner/commands/streams.ts";
 import { createSigningKey } from "../src/desired/envelope.ts";
 import { parseDuration } from "../src/util/duration.ts";
+import { type RunningConsole, startConsole } from "../provisioner/console/mod.ts";
 
 const opts = new Command("demo")
   .option("--duration <d>", "stop after this long (default: until Ctrl-C)")
@@ -38,6 +39,7 @@ const s3 = await startS3("agents");
 say(`S3-protocol server (s3rver) at ${s3.endpoint}, bucket "agents"`);
 const nc = await connect({ servers: srv.url, name: "demo" });
 let node: Awaited<ReturnType<typeof startNode>> | null = null;
+let fleetConsole: RunningConsole | null = null;
 try {
   await ensureStreams(nc);
   say(
@@ -100,6 +102,10 @@ try {
     },
   });
   say(`edge node demo.edge-1 running (pid ${node.pid}); events follow`);
+  const consoleOpts = { connections: new Map([["acme", nc]]), log: () => {} };
+  fleetConsole = await startConsole({ ...consoleOpts, port: 8480 })
+    .catch(() => startConsole({ ...consoleOpts, port: 0 })); // 8480 taken: any free port
+  say(`fleet console: open ${fleetConsole.loginUrl}`);
 
   const sleep = (ms: number) =>
     new Promise<void>((r) => {
@@ -120,6 +126,7 @@ try {
   }
 } finally {
   say("stopping");
+  await fleetConsole?.close();
   if (node) await node.stop();
   await nc.close().catch(() => {});
   await s3.close();

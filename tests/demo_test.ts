@@ -23,6 +23,9 @@ Deno.test("demo - runs the stack end to end and leaves nothing running", async (
   assertMatch(text, /agent\.v1\.updated/);
   assertMatch(text, /agent\.reporter\.tick\s+\{"v":2/);
   assertMatch(text, /stopped; nothing left running/);
+  const consolePort = /fleet console: open http:\/\/127\.0\.0\.1:(\d+)\/login\?token=[\w-]{43}/
+    .exec(text)?.[1];
+  assert(consolePort, "the demo prints the console's login URL");
   const pid = Number(/running \(pid (\d+)\)/.exec(text)?.[1]);
   assert(pid > 0);
   let alive = true;
@@ -40,4 +43,11 @@ Deno.test("demo - runs the stack end to end and leaves nothing running", async (
     connected = false;
   }
   assert(!connected, "nats-server is stopped");
+  let served = true;
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port: Number(consolePort) })).close();
+  } catch {
+    served = false;
+  }
+  assert(!served, "the console is stopped");
 });

@@ -39,6 +39,8 @@ const COLUMNS: [string, string][] = [
   ["agents", "Agents"],
 ];
 
+const FIRST_ROWS = 60;
+
 function params(): URLSearchParams {
   return new URLSearchParams(location.search);
 }
@@ -51,6 +53,12 @@ export function FleetView() {
   const [dir, setDir] = useState(params().get("dir") ?? "asc");
   const [page, setPage] = useState<Page | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // first paint shows a screenful of rows; the rest follow right after it
+  const [limit, setLimit] = useState(FIRST_ROWS);
+  useEffect(() => {
+    if (!page || limit !== FIRST_ROWS) return;
+    requestAnimationFrame(() => setTimeout(() => setLimit(Infinity), 0));
+  }, [page]);
 
   useEffect(() => {
     const sp = new URLSearchParams();
