@@ -39,7 +39,7 @@ const s3 = await startS3("agents");
 say(`S3-protocol server (s3rver) at ${s3.endpoint}, bucket "agents"`);
 const nc = await connect({ servers: srv.url, name: "demo" });
 let node: Awaited<ReturnType<typeof startNode>> | null = null;
-let fleetConsole: RunningConsole | null = null;
+let fleetConsole = null as RunningConsole | null;
 try {
   await ensureStreams(nc);
   say(
@@ -88,6 +88,11 @@ try {
   };
   await publish("v1", 1);
 
+  // the console starts while the node does
+  const consoleOpts = { connections: new Map([["acme", nc]]), log: () => {} };
+  const consoleStarting = startConsole({ ...consoleOpts, port: 8480 })
+    .catch(() => startConsole({ ...consoleOpts, port: 0 })) // 8480 taken: any free port
+    .then((c) => (fleetConsole = c));
   await Deno.mkdir(join(work, "node"), { recursive: true, mode: 0o700 });
   node = await startNode({
     natsUrl: srv.url,
@@ -102,10 +107,7 @@ try {
     },
   });
   say(`edge node demo.edge-1 running (pid ${node.pid}); events follow`);
-  const consoleOpts = { connections: new Map([["acme", nc]]), log: () => {} };
-  fleetConsole = await startConsole({ ...consoleOpts, port: 8480 })
-    .catch(() => startConsole({ ...consoleOpts, port: 0 })); // 8480 taken: any free port
-  say(`fleet console: open ${fleetConsole.loginUrl}`);
+  say(`fleet console: open ${(await consoleStarting).loginUrl}`);
 
   const sleep = (ms: number) =>
     new Promise<void>((r) => {

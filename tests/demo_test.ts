@@ -9,7 +9,7 @@ Deno.test("demo - runs the stack end to end and leaves nothing running", async (
       "-A",
       new URL("../scripts/demo.ts", import.meta.url).pathname,
       "--duration",
-      "14s",
+      "20s",
     ],
     stdout: "piped",
     stderr: "piped",
