@@ -2,7 +2,8 @@
  * Commands: `plugin run` and `plugin inspect` (DESIGN §6).
  *
  * `plugin run FILE.wasm` without `--call` runs the agent like the daemon's first
- * reconcile: `mr_init(config)` when exported, then `mr_reconcile` with a `command` trigger,
+ * reconcile: `mr_init(config)` when exported, then `mr_reconcile` with a `command` trigger
+ * (a WASI command module without them: `_start`),
  * and prints the last output. Exit codes: 0 ok, 1 runtime failure (or a plugin-reported
  * error), 2 usage or invalid input, 3 sandbox stop (stderr's last line is the JSON error).
  *
@@ -21,7 +22,9 @@ import { out } from "./output.ts";
 interface RunOptions {
   call?: string;
   input?: string;
+  inputFile?: string;
   config?: string;
+  wasiStdout?: boolean;
   grant?: string;
   fuel?: string;
   timeoutMs?: string;
@@ -80,6 +83,31 @@ function agentName(file: string, given: string | undefined): string {
   return id.slice(0, 63) || "plugin";
 }
 
+/** The call input as given: `--input TEXT` (bytes as they are), `--input -` (stdin) or `--input-file F`. */
+async function readInput(opts: RunOptions): Promise<Uint8Array | undefined> {
+  if (opts.input !== undefined && opts.inputFile !== undefined) {
+    throw new UsageError("Pass either --input or --input-file, not both");
+  }
+  if (opts.input === "-") {
+    const chunks: Uint8Array[] = [];
+    for await (const c of Deno.stdin.readable) chunks.push(c);
+    const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let off = 0;
+    for (const c of chunks) {
+      all.set(c, off);
+      off += c.length;
+    }
+    return all;
+  }
+  if (opts.input !== undefined) return new TextEncoder().encode(opts.input);
+  if (opts.inputFile === undefined) return undefined;
+  try {
+    return await Deno.readFile(opts.inputFile);
+  } catch (err) {
+    throw new UsageError(`Cannot read --input-file "${opts.inputFile}": ${(err as Error).message}`);
+  }
+}
+
 async function runPlugin(ctx: CliContext, file: string, opts: RunOptions): Promise<void> {
   const grantsRaw = await readGrant(opts.grant);
   const grants = grantsSchema.safeParse(grantsRaw);
@@ -94,7 +122,7 @@ async function runPlugin(ctx: CliContext, file: string, opts: RunOptions): Promi
   const limits = limitsSchema.safeParse(limitsIn);
   if (!limits.success) throw new UsageError(`Invalid limits: ${formatZodError(limits.error)}`);
   const config = opts.config === undefined ? null : parseJsonFlag("--config", opts.config);
-  if (opts.input !== undefined) parseJsonFlag("--input", opts.input);
+  const given = await readInput(opts);
   const wasm = await readModule(ctx, file);
 
   const lines: string[] = [];
@@ -117,24 +145,31 @@ async function runPlugin(ctx: CliContext, file: string, opts: RunOptions): Promi
       name: agentName(file, opts.name),
       grants: grants.data,
       limits: limits.data,
+      config,
+      ...(opts.wasiStdout ? { stdout: (line: string) => out(line) } : {}),
     });
     let output: Uint8Array;
     if (opts.call) {
       if (!plugin.has(opts.call)) {
         throw new UsageError(`Module does not export function: "${opts.call}"`);
       }
-      const input = opts.input ??
+      const input = given ??
         (opts.call === "mr_init" && opts.config !== undefined ? JSON.stringify(config) : undefined);
       output = await plugin.call(opts.call, input);
-    } else {
-      if (!plugin.has("mr_init") && !plugin.has("mr_reconcile")) {
-        throw new UsageError("Module exports neither mr_init nor mr_reconcile: pass --call FN");
+    } else if (!plugin.has("mr_init") && !plugin.has("mr_reconcile")) {
+      // a WASI command module: its main (a proc_exit(n) other than 0 is a plugin error)
+      if (!plugin.has("_start")) {
+        throw new UsageError(
+          "Module exports neither mr_init, mr_reconcile nor _start: pass --call FN",
+        );
       }
+      output = await plugin.call("_start", given);
+    } else {
       output = new Uint8Array();
       if (plugin.has("mr_init")) output = await plugin.call("mr_init", JSON.stringify(config));
       if (plugin.has("mr_reconcile")) {
         const at = new Date().toISOString();
-        const input = opts.input ?? JSON.stringify({
+        const input = given ?? JSON.stringify({
           desired: config,
           facts: {},
           state: { last_status: null, runs: 0, last_run: null },
@@ -173,6 +208,7 @@ async function inspectPlugin(ctx: CliContext, file: string, opts: { json?: boole
       `exports:         ${list(info.exports)}`,
       `imports:         ${list(info.imports)}`,
       `host functions:  ${list(info.hostFunctions)}`,
+      `WASI functions:  ${list(info.wasiFunctions)}`,
       `ABI v1:          ${
         info.abiProblems.length ? "problems:\n  - " + info.abiProblems.join("\n  - ") : "ok"
       }`,
@@ -186,9 +222,14 @@ export function registerPluginCommands(program: Command, ctx: CliContext): void 
   plugin.command("run")
     .description("Run an agent in the sandbox once and print its output")
     .argument("<file>", "module path or builtin:<name>")
-    .option("--call <fn>", "export to call (default: mr_init then mr_reconcile)")
-    .option("--input <json>", "input of the call (JSON)")
-    .option("--config <json>", "agent config (JSON) for mr_init / reconcile's desired")
+    .option("--call <fn>", "export to call (default: mr_init then mr_reconcile, or _start)")
+    .option("--input <text>", "input of the call, bytes as given ('-': read stdin)")
+    .option("--input-file <file>", "input of the call from a file")
+    .option(
+      "--config <json>",
+      "agent config (JSON): mr_init's input, reconcile's desired, Extism config_get, WASI env",
+    )
+    .option("--wasi-stdout", "print a WASI module's stdout lines instead of logging them")
     .option("--grant <json|@file>", "grants (JSON or @file)")
     .option("--fuel <n>", "fuel per call")
     .option("--timeout-ms <n>", "wall-clock deadline per call")
