@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // Console benchmarks (issue 15), with 1,000 simulated nodes in one customer account and
 // `mr-saas console` as its own process, driven by headless Chromium:
 // - fleet page: navigation → all 1,000 rows in the table ("first meaningful paint");

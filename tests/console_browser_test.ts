@@ -1,19 +1,18 @@
-// The fleet console end to end, in a real headless Chromium, against a real nats-server,
-// s3rver and two real daemons: log in; see both nodes; a staged rollout's per-node
+// The fleet console end to end, in a real headless Chromium, against the production
+// topology (nats-server in operator mode, nodes enrolled with their own credentials, the
+// governor mediator), s3rver and two real daemons: log in; see both nodes; a staged rollout's per-node
 // progress; a published hot-swap in the live tail and the agents view; a node's facts,
 // a metrics graph with points, ping and invoke replies; an action without the CSRF token
 // refused; a stopped node shown offline (never green).
 //
 // With MR_SCREENSHOTS=DIR (deno task screenshots) it also writes the README's pictures.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { connect } from "@nats-io/transport-node";
 import { join } from "node:path";
-import { startNatsServer } from "./helpers/nats_server.ts";
+import { startOperatorFleet } from "./helpers/operator_fleet.ts";
 import { startS3 } from "./helpers/s3.ts";
 import { compileWat } from "./helpers/wat.ts";
 import { type RunningNode, startNode, waitFor } from "./helpers/daemon.ts";
 import { launchBrowser } from "./helpers/browser.ts";
-import { ensureStreams } from "../provisioner/streams.ts";
 import { publishAgent } from "../provisioner/publish.ts";
 import { createSigningKey } from "../src/desired/envelope.ts";
 import { startConsole } from "../provisioner/console/mod.ts";
@@ -43,18 +42,18 @@ const agent = (version: string) =>
   })) (i32.const 0)))`);
 
 Deno.test("console - a vendor watches and steers two real nodes in Chromium", async () => {
-  await using srv = await startNatsServer();
+  const key = createSigningKey();
+  await using fleet = await startOperatorFleet({ specKeys: [key.publicKey] });
   await using s3 = await startS3();
-  const nc = await connect({ servers: srv.url });
+  const nc = fleet.admin;
   const nodes: RunningNode[] = [];
   try {
-    await ensureStreams(nc);
-    const key = createSigningKey();
     const publish = async (version: string) =>
       await publishAgent({
         nc,
         wasm: await agent(version),
         agent: "keeper",
+        customer: "acme",
         site: "site1",
         bucketUrl: `s3://${s3.bucket}`,
         s3: {
@@ -68,17 +67,13 @@ Deno.test("console - a vendor watches and steers two real nodes in Chromium", as
       });
     const v1 = await publish("v1");
     for (const n of ["n1", "n2"]) {
-      nodes.push(
-        await startNode({
-          natsUrl: srv.url,
-          node: n,
-          config: {
-            trust: { spec_keys: [key.publicKey] },
-            s3: s3.config,
-            settings: { heartbeat_interval: "1s", facts_interval: "30s" },
-          },
-        }),
-      );
+      // enrolled through the provisioner, then given the S3 access and a 1 s heartbeat
+      const p = await fleet.provisionNode("site1", n);
+      const cfg = JSON.parse(await Deno.readTextFile(p.configPath));
+      cfg.s3 = s3.config;
+      cfg.settings = { ...cfg.settings, heartbeat_interval: "1s", facts_interval: "30s" };
+      await Deno.writeTextFile(p.configPath, JSON.stringify(cfg), { mode: 0o600 });
+      nodes.push(await fleet.startNode("site1", n));
     }
     await using c = await startConsole({ connections: new Map([["acme", nc]]), port: 0 });
     await using b = await launchBrowser();
@@ -216,6 +211,5 @@ Deno.test("console - a vendor watches and steers two real nodes in Chromium", as
     await shot("fleet");
   } finally {
     for (const n of nodes) await n.stop().catch(() => {});
-    await nc.close();
   }
 });
