@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { startOperatorFleet } from "./helpers/operator_fleet.ts";
 import { startS3 } from "./helpers/s3.ts";
 import { compileWat } from "./helpers/wat.ts";
-import { type RunningNode, startNode, waitFor } from "./helpers/daemon.ts";
+import { type RunningNode, waitFor } from "./helpers/daemon.ts";
 import { launchBrowser } from "./helpers/browser.ts";
 import { publishAgent } from "../provisioner/publish.ts";
 import { createSigningKey } from "../src/desired/envelope.ts";
