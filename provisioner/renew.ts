@@ -106,7 +106,10 @@ export function createRenew(
       ok = false;
     }
     if (!ok) throw new EnrollError(401, "bad_signature", "user_jwt signature does not verify");
-    if (claims.exp === undefined || claims.exp * 1000 <= now()) {
+    if (claims.exp === undefined) {
+      throw new EnrollError(401, "untrusted_jwt", "user_jwt has no expiry: not a node credential");
+    }
+    if (claims.exp * 1000 <= now()) {
       throw new EnrollError(401, "expired", "user_jwt expired: enrol again with a new token");
     }
     if (!(await d.proofs.take(body.nonce))) {

@@ -1,0 +1,142 @@
+// Token and node records in NATS KV (vendor account), shared by provisioners: a restart
+// keeps max_nodes and revocations exactly; two provisioners never over-enrol; a name is
+// refused under another key until revoked; node revoke covers every key.
+import { assertEquals } from "@std/assert";
+import { startNatsServer } from "./helpers/nats_server.ts";
+import { createUser } from "@nats-io/nkeys";
+import { b64url, enrolHttp, getNonce, post } from "./helpers/enrol_http.ts";
+import {
+  addAccount,
+  findNode,
+  initOperator,
+  issueToken,
+  listTokens,
+  operatorConfigLines,
+  revokeUser,
+  serveProvisioner,
+} from "../provisioner/mod.ts";
+
+async function setup() {
+  const home = await Deno.makeTempDir({ prefix: "mr-rec-home-" });
+  await initOperator(home);
+  const srv = await startNatsServer({ config: await operatorConfigLines(home) });
+  await addAccount(home, "acme", { server: srv.url });
+  return {
+    home,
+    srv,
+    async [Symbol.asyncDispose]() {
+      await srv[Symbol.asyncDispose]();
+      await Deno.remove(home, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+Deno.test("provision records - a provisioner restart keeps max_nodes, names and revocation exactly", async () => {
+  await using ctx = await setup();
+  const { home, srv } = ctx;
+  const start = () => serveProvisioner({ home, servers: [srv.url] });
+  let prov = await start();
+  const url = () => `http://127.0.0.1:${prov.addr.port}`;
+  const { token, jti } = await issueToken(home, {
+    server: srv.url,
+    customer: "acme",
+    site: "s1",
+    provisioner: "http://127.0.0.1:1",
+    ttlMs: 3600_000,
+    maxNodes: 3,
+  });
+  try {
+    const a = await enrolHttp(url(), token, "a");
+    assertEquals(a.status, 200, JSON.stringify(a.body));
+    // the same name again with the same key counts (every enrolment is a use)
+    const a2 = await enrolHttp(url(), token, "a", a.kp);
+    assertEquals(a2.status, 200, JSON.stringify(a2.body));
+    // the name under another key: refused, and no use is spent
+    const steal = await enrolHttp(url(), token, "a");
+    assertEquals([steal.status, steal.body.error.code], [409, "name_taken"]);
+
+    await prov.shutdown();
+    prov = await start();
+    assertEquals((await listTokens(home, { server: srv.url })).find((t) => t.jti === jti)?.uses, 2);
+    const stealAgain = await enrolHttp(url(), token, "a");
+    assertEquals(stealAgain.status, 409, "the name is still taken after a restart");
+    const b = await enrolHttp(url(), token, "b");
+    assertEquals(b.status, 200, JSON.stringify(b.body));
+    const c = await enrolHttp(url(), token, "c");
+    assertEquals([c.status, c.body.error.code], [403, "overused"], "max_nodes 3 holds");
+
+    // revoke a: every key it had; then a new token may take the name, and a restart
+    // keeps the revocation (the old key cannot renew, the new one is current)
+    const found = await findNode(home, "s1", "a", undefined, { server: srv.url });
+    assertEquals(found?.users, [a.kp.getPublicKey()]);
+    await revokeUser(home, "acme", found!.users, { server: srv.url });
+    await prov.shutdown();
+    prov = await start();
+    const t2 = await issueToken(home, {
+      server: srv.url,
+      customer: "acme",
+      site: "s1",
+      provisioner: "http://127.0.0.1:1",
+      ttlMs: 3600_000,
+      maxNodes: 5,
+    });
+    const again = await enrolHttp(url(), t2.token, "a");
+    assertEquals(again.status, 200, JSON.stringify(again.body));
+    const after = await findNode(home, "s1", "a", undefined, { server: srv.url });
+    assertEquals(after?.users, [a.kp.getPublicKey(), again.kp.getPublicKey()]);
+    assertEquals(after?.user, again.kp.getPublicKey());
+    assertEquals(after?.revoked, false);
+    // node revoke covers both keys
+    await revokeUser(home, "acme", after!.users, { server: srv.url });
+    assertEquals(
+      (await findNode(home, "s1", "a", undefined, { server: srv.url }))?.revoked,
+      true,
+    );
+  } finally {
+    await prov.shutdown();
+  }
+});
+
+Deno.test("provision records - two provisioners, 20 concurrent enrolments, max_nodes 5: exactly 5", async () => {
+  await using ctx = await setup();
+  const { home, srv } = ctx;
+  const p1 = await serveProvisioner({ home, servers: [srv.url] });
+  const p2 = await serveProvisioner({ home, servers: [srv.url] });
+  try {
+    const { token, jti } = await issueToken(home, {
+      server: srv.url,
+      customer: "acme",
+      site: "s1",
+      provisioner: "http://127.0.0.1:1",
+      ttlMs: 3600_000,
+      maxNodes: 5,
+    });
+    const urls = [p1, p2].map((p) => `http://127.0.0.1:${p.addr.port}`);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => enrolHttp(urls[i % 2]!, token, `n${i}`)),
+    );
+    const ok = results.filter((r) => r.status === 200);
+    assertEquals(ok.length, 5, results.map((r) => r.status).join(","));
+    for (const r of results) {
+      if (r.status !== 200) assertEquals(r.body.error.code, "overused");
+    }
+    assertEquals((await listTokens(home, { server: srv.url })).find((t) => t.jti === jti)?.uses, 5);
+    // a nonce from one provisioner is good at the other, once: the replay at the first fails
+    const kp = createUser();
+    const nonce = await getNonce(urls[0]!);
+    const req = {
+      token,
+      public_key: kp.getPublicKey(),
+      nonce,
+      signature: b64url(kp.sign(new TextEncoder().encode(nonce))),
+      node: "late",
+    };
+    const there = await post(urls[1]!, "/v1/enroll", req);
+    assertEquals(there.body.error.code, "overused", "the nonce was accepted at the other one");
+    const replay = await post(urls[0]!, "/v1/enroll", req);
+    assertEquals([replay.status, replay.body.error.code], [401, "bad_nonce"]);
+  } finally {
+    await p1.shutdown();
+    await p2.shutdown();
+  }
+});
