@@ -63,8 +63,8 @@ export interface PluginEntry {
   slot: Slot;
   /** Loaded in the slot's current process. */
   loaded: boolean;
-  /** Deadline and abort of the operation in flight (host calls use them). */
-  op: { deadline: number; abort: AbortController } | null;
+  /** Deadline and abort of the operation in flight (host calls use them; abort is lazy). */
+  op: { deadline: number; abort: AbortController | null } | null;
   /** Extism config and WASI setup sent with each load. */
   guest: GuestSetup;
   /** The guest's files (WASI), opened here under the grant; new with each load. */
@@ -209,11 +209,12 @@ class SandboxImpl implements Sandbox {
       else proc.send({ t: "reply", seq: m.seq }, bytes);
       return;
     }
+    op.abort ??= new AbortController();
     const ctx = { ...entry.ctx, deadline: op.deadline, signal: op.abort.signal };
     const reply = await Promise.race([runHostFunction(ctx, m.fn, decoder.decode(input)), late]);
     clearTimeout(timer);
     if (reply === null) {
-      op.abort.abort(); // stop the host work (e.g. a child process)
+      op.abort?.abort(); // stop the host work (e.g. a child process)
       proc.send({ t: "reply", seq: m.seq, timeout: true });
       return;
     }
@@ -235,7 +236,7 @@ class SandboxImpl implements Sandbox {
 
   /** Runs `fn` as entry's operation in flight: a process exit becomes a stop for `entry`. */
   async #op<T>(entry: PluginEntry, deadline: number, what: string, fn: () => Promise<T>) {
-    entry.op = { deadline, abort: new AbortController() };
+    entry.op = { deadline, abort: null };
     try {
       return await fn();
     } catch (err) {
@@ -250,7 +251,7 @@ class SandboxImpl implements Sandbox {
       this.#strike(entry, stop);
       throw stop;
     } finally {
-      entry.op.abort.abort();
+      entry.op?.abort?.abort();
       entry.op = null;
     }
   }
@@ -460,7 +461,7 @@ class SandboxImpl implements Sandbox {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const e of this.entries.values()) e.op?.abort.abort();
+    for (const e of this.entries.values()) e.op?.abort?.abort();
     this.entries.clear();
     await Promise.all(this.slots.map((s) => s.proc?.close()));
     this.#state?.close();

@@ -33,7 +33,7 @@ export interface HostProcessEvents {
 
 /** Options of a host process. */
 export interface HostProcessOptions extends SpawnOptions {
-  /** How often resident memory is sampled. */
+  /** How often resident memory and the kill deadline are checked. */
   watchMs: number;
   /** Time the process gets to start and say ready. */
   startMs: number;
@@ -53,7 +53,8 @@ export class HostProcess {
   #pending = new Map<number, { resolve(d: Frame<Done>): void; reject(e: Error): void }>();
   #nextId = 1;
   #killCause: ExitCause | null = null;
-  #killTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Epoch ms past which the operation in flight gets the process killed (0 = none). */
+  #killAt = 0;
   #watch: ReturnType<typeof setInterval> | undefined;
   #stderr = "";
   #readyResolve!: () => void;
@@ -91,7 +92,6 @@ export class HostProcess {
     Deno.unrefTimer(this.#watch as unknown as number);
     void this.child.status.then((s) => {
       clearInterval(this.#watch);
-      clearTimeout(this.#killTimer);
       this.dead = true;
       const cause: ExitCause = this.#killCause ??
         (/out of memory|heap limit|could not allocate/i.test(this.#stderr) ? "memory" : "crash");
@@ -133,6 +133,10 @@ export class HostProcess {
 
   #sample(): void {
     if (this.dead) return;
+    if (this.#killAt && Date.now() >= this.#killAt) {
+      this.kill("deadline");
+      return;
+    }
     const rss = this.rssMb();
     if (rss > this.peakRssMb) this.peakRssMb = rss;
     if (rss > this.opts.ceilingMb) this.kill("memory");
@@ -174,6 +178,7 @@ export class HostProcess {
       case "done": {
         const p = this.#pending.get(m.id);
         this.#pending.delete(m.id);
+        this.#killAt = 0;
         p?.resolve(f as Frame<Done>);
         return;
       }
@@ -209,11 +214,8 @@ export class HostProcess {
       this.#pending.set(id, { resolve, reject });
     });
     p.catch(() => {}); // the caller awaits p; a close() must not leave it unhandled
-    if (killAt !== undefined) {
-      clearTimeout(this.#killTimer);
-      this.#killTimer = setTimeout(() => this.kill("deadline"), Math.max(0, killAt - Date.now()));
-      void p.then(() => clearTimeout(this.#killTimer), () => {});
-    }
+    // checked by the watchdog tick (no timer per call: they cost more than the call)
+    this.#killAt = killAt ?? 0;
     this.send({ ...header, id } as ToHost, body);
     return p;
   }
