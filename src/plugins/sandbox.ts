@@ -196,10 +196,6 @@ class SandboxImpl implements Sandbox {
       proc.send({ t: "reply", seq: m.seq }, encoder.encode(JSON.stringify(msg)));
       return;
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<null>((res) => {
-      timer = setTimeout(() => res(null), Math.max(0, op.deadline - Date.now()));
-    });
     if (m.fn === WASI_FS_FN) {
       // a WASI file operation: the grant-checked file access happens here, synchronously
       const bytes = entry.fs
@@ -209,6 +205,10 @@ class SandboxImpl implements Sandbox {
       else proc.send({ t: "reply", seq: m.seq }, bytes);
       return;
     }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((res) => {
+      timer = setTimeout(() => res(null), Math.max(0, op.deadline - Date.now()));
+    });
     op.abort ??= new AbortController();
     const ctx = { ...entry.ctx, deadline: op.deadline, signal: op.abort.signal };
     const reply = await Promise.race([runHostFunction(ctx, m.fn, decoder.decode(input)), late]);
