@@ -1,7 +1,8 @@
 /**
- * mr-saas commands: `rollout status <agent>` (issue 7): who holds the agent's rollout
- * governor right now, and which version each node last reported
- * (`io.machineroom.agent.v1.updated` events in `MR_EVENTS`).
+ * mr-saas commands: `rollout status --agent A [--site S]` (issue 7): who holds the agent's
+ * rollout governor right now, which version each node last reported
+ * (`io.machineroom.agent.v1.updated` events in `MR_EVENTS`) and, with `--site`, each
+ * node's rollout outcome (KV `MR_ROLLOUT`) and whether the rollout halted.
  *
  * @module
  */
@@ -15,6 +16,8 @@ import { isId } from "../../src/util/ids.ts";
 import { parseDuration } from "../../src/util/duration.ts";
 import { isConsumerNotFound, isStreamNotFound } from "../../src/nats/errors.ts";
 import { createGovernorClient, type GovernorHolder } from "../../src/governor/mod.ts";
+import { type RolloutOutcomes, rolloutOutcomes } from "../rollout_outcomes.ts";
+import type { Rollout } from "../../src/desired/spec.ts";
 
 /** The rollout of one agent across the fleet. */
 export interface RolloutStatus {
@@ -26,6 +29,8 @@ export interface RolloutStatus {
   desired: Record<string, { version: number; sha256: string | null }>;
   /** Last `updated` event per `<site>.<node>`. */
   nodes: Record<string, { sha256: string | null; version: unknown; time: string | null }>;
+  /** With a site: every node's outcome for the agent and whether the rollout halted. */
+  outcomes?: RolloutOutcomes;
 }
 
 function decodeSpec(raw: Uint8Array): Record<string, unknown> | null {
@@ -46,7 +51,7 @@ function decodeSpec(raw: Uint8Array): Record<string, unknown> | null {
 export async function rolloutStatus(
   nc: NatsConnection,
   agent: string,
-  options: { governor?: string; timeoutMs?: number } = {},
+  options: { governor?: string; timeoutMs?: number; site?: string } = {},
 ): Promise<RolloutStatus> {
   const status: RolloutStatus = {
     agent,
@@ -56,6 +61,7 @@ export async function rolloutStatus(
     desired: {},
     nodes: {},
   };
+  let siteAgent: Record<string, unknown> | null = null;
   // Desired state: which keys name the agent, its hash and rollout governor.
   try {
     const kv = await new Kvm(nc).open("MR_DESIRED");
@@ -72,9 +78,16 @@ export async function rolloutStatus(
       };
       const r = a.rollout as { governor?: string; capacity?: number } | undefined;
       if (r?.governor && !status.governor) status.governor = r.governor;
+      if (options.site && key === `site.${options.site}`) siteAgent = a;
     }
   } catch { /* no desired state yet */ }
 
+  if (options.site) {
+    status.outcomes = await rolloutOutcomes(nc, options.site, agent, {
+      sha256: (siteAgent?.wasm as { sha256?: string } | undefined)?.sha256 ?? null,
+      rollout: (siteAgent?.rollout ?? null) as Partial<Rollout> | null,
+    });
+  }
   if (status.governor) {
     const gov = createGovernorClient(nc);
     const info = await gov.info(status.governor);
@@ -162,14 +175,30 @@ export function registerFleetCommands(program: Command): void {
 
   const rollout = program.command("rollout").description("staged rollouts");
   rollout.command("status")
-    .description("governor holders and per-node versions of an agent's rollout")
-    .argument("<agent>", "agent name")
+    .description(
+      "governor holders, per-node versions and outcomes of an agent's rollout; halted or not",
+    )
+    .argument("[agent]", "agent name (or --agent)")
+    .option("--agent <name>", "agent name")
+    .option("--site <site>", "site: per-node outcomes (KV MR_ROLLOUT) and whether it halted")
     .option("--governor <name>", "governor (default: the agent's rollout.governor in its spec)")
     .option("--json", "print JSON")
-    .action(async (agent: string, o: { governor?: string; json?: boolean }, cmd: Command) => {
+    .action(async (
+      positional: string | undefined,
+      o: { agent?: string; site?: string; governor?: string; json?: boolean },
+      cmd: Command,
+    ) => {
+      const agent = o.agent ?? positional;
+      if (!agent) throw new UsageError("give the agent: --agent NAME");
       if (!isId(agent)) throw new UsageError(`Invalid agent name: "${agent}"`);
+      if (o.site !== undefined && !isId(o.site)) {
+        throw new UsageError(`Invalid site: "${o.site}"`);
+      }
       await using nc = await saasConnect(cmd);
-      const st = await rolloutStatus(nc, agent, o.governor ? { governor: o.governor } : {});
+      const st = await rolloutStatus(nc, agent, {
+        ...(o.governor ? { governor: o.governor } : {}),
+        ...(o.site ? { site: o.site } : {}),
+      });
       if (o.json) {
         console.log(JSON.stringify(st));
         return;
@@ -190,6 +219,21 @@ export function registerFleetCommands(program: Command): void {
       for (const [node, n] of nodes) {
         const mark = n.sha256 && target.has(n.sha256) ? "✓" : " ";
         console.log(`  ${mark} ${node} ${n.sha256?.slice(0, 12) ?? "?"} ${n.time ?? ""}`);
+      }
+      const oc = st.outcomes;
+      if (oc) {
+        console.log(
+          `site ${oc.site}: ${oc.halted ? "HALTED" : "not halted"} (${oc.failed} failed` +
+            `${oc.limit !== null ? ` of max ${oc.limit}` : ""} on ${
+              oc.sha256?.slice(0, 12) ?? "?"
+            })`,
+        );
+        for (const [node, r] of Object.entries(oc.nodes)) {
+          console.log(
+            `  ${node.padEnd(16)} ${r.state.padEnd(8)} ${r.sha256.slice(0, 12)}` +
+              `${r.code ? ` ${r.code}` : ""} ${r.ts}`,
+          );
+        }
       }
     });
 }

@@ -57,6 +57,8 @@ interface PublishFlags {
   match?: string;
   leaderOnly?: boolean;
   rollout?: string;
+  maxFailures?: string;
+  autoRollback?: boolean;
 }
 
 /** Registers this concern's commands on `program`. */
@@ -108,6 +110,11 @@ export function registerPublishCommands(program: Command): void {
       "--rollout <gov:capacity>",
       "swap only while holding a slot of this governor, e.g. rollout:2",
     )
+    .option(
+      "--max-failures <n|N%>",
+      "with --rollout: halt once this many nodes failed on the new version",
+    )
+    .option("--auto-rollback", "with --rollout: failed nodes go back to the previous version")
     .action(async (file: string, o: PublishFlags, cmd: Command) => {
       for (const [n, v] of [["agent", o.agent], ["site", o.site], ["node", o.node]] as const) {
         if (v !== undefined && !ID.test(v)) throw new UsageError(`--${n} must match ${ID.source}`);
@@ -168,7 +175,16 @@ export function registerPublishCommands(program: Command): void {
         if (!governor || !cap || !/^\d+$/.test(cap)) {
           throw new UsageError(`--rollout must be <governor>:<capacity>, got "${o.rollout}"`);
         }
-        fields.rollout = { governor, capacity: Number(cap) };
+        fields.rollout = {
+          governor,
+          capacity: Number(cap),
+          ...(o.maxFailures !== undefined
+            ? { max_failures: /^\d+$/.test(o.maxFailures) ? Number(o.maxFailures) : o.maxFailures }
+            : {}),
+          ...(o.autoRollback ? { auto_rollback: true } : {}),
+        };
+      } else if (o.maxFailures !== undefined || o.autoRollback) {
+        throw new UsageError("--max-failures and --auto-rollback need --rollout");
       }
       await using nc = await saasConnect(cmd);
       const r = await publishAgent({

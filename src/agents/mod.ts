@@ -11,7 +11,7 @@ export { cacheKeepSet, selectAgents } from "./select.ts";
 export { parseRunningCache, runningCacheSchema } from "./running_cache.ts";
 export { checkPolicy, parsePolicy, PolicyFileError, policySchema } from "./policy.ts";
 export { watchPolicy } from "./policy_watch.ts";
-export { createKvRolloutGate, failureLimit, ROLLOUT_BUCKET, rolloutHalted } from "./rollout.ts";
+export { createKvRolloutGate, failureLimit, ROLLOUT_BUCKET, rolloutDecision } from "./rollout.ts";
 export {
   AgentCallError,
   BuiltinNotFoundError,
@@ -31,4 +31,10 @@ export type {
 export type { RunningCache } from "./running_cache.ts";
 export type { LoadedPolicy, LocalPolicy } from "./policy.ts";
 export type { PolicyWatch, PolicyWatchOptions } from "./policy_watch.ts";
-export type { RolloutGate, RolloutRecord, RolloutState } from "./rollout.ts";
+export type {
+  NodeRecord,
+  RolloutDecision,
+  RolloutGate,
+  RolloutRecord,
+  RolloutState,
+} from "./rollout.ts";

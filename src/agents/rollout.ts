@@ -34,8 +34,12 @@ export interface RolloutRecord {
 
 /** What the supervisor asks of rollouts. */
 export interface RolloutGate {
-  /** True when the rollout of `spec`'s hash has halted (too many nodes failed on it). */
-  halted(spec: AgentSpec): Promise<boolean>;
+  /**
+   * May this node take `spec`'s hash now? `halted`: too many nodes failed on it (never);
+   * `wait`: the nodes failed plus those still trying could reach the limit (ask again later);
+   * `go`.
+   */
+  check(spec: AgentSpec): Promise<RolloutDecision>;
   /** Records this node's outcome (no-op for specs without `rollout`). */
   record(
     spec: AgentSpec,
@@ -53,15 +57,37 @@ export function failureLimit(max: Rollout["max_failures"], nodes: number): numbe
   return Math.max(1, Math.ceil((pct / 100) * nodes));
 }
 
-/** Pure: has the rollout of `sha256` halted, given every node's record for the agent? */
-export function rolloutHalted(
-  records: readonly RolloutRecord[],
+/** What a node does about a new hash: take it, wait, or never (the rollout halted). */
+export type RolloutDecision = "go" | "wait" | "halted";
+
+/** A `started` record older than this no longer counts as in flight (its node died). */
+export const STALE_STARTED_MS = 600_000;
+
+/** One node's record, with the node it belongs to. */
+export interface NodeRecord extends RolloutRecord {
+  node: string;
+}
+
+/**
+ * Pure: may node `self` take `sha256`, given every node's record for the agent? Halted
+ * once `failed ≥ limit`; wait while `failed + in flight (others' fresh "started") ≥ limit`,
+ * so concurrent swaps cannot push the failures past the limit.
+ */
+export function rolloutDecision(
+  records: readonly NodeRecord[],
   sha256: string,
   max: Rollout["max_failures"],
-): { halted: boolean; failed: number; limit: number } {
-  const failed = records.filter((r) => r.sha256 === sha256 && r.state === "failed").length;
+  o: { self: string; now: number },
+): { decision: RolloutDecision; failed: number; inflight: number; limit: number } {
+  const mine = records.filter((r) => r.sha256 === sha256);
+  const failed = mine.filter((r) => r.state === "failed").length;
+  const inflight =
+    mine.filter((r) =>
+      r.state === "started" && r.node !== o.self && o.now - Date.parse(r.ts) < STALE_STARTED_MS
+    ).length;
   const limit = failureLimit(max, records.length);
-  return { halted: failed >= limit, failed, limit };
+  const decision = failed >= limit ? "halted" : failed + inflight >= limit ? "wait" : "go";
+  return { decision, failed, inflight, limit };
 }
 
 /** Options of {@linkcode createKvRolloutGate}. */
@@ -85,37 +111,40 @@ export function createKvRolloutGate(o: KvRolloutGateOptions): RolloutGate {
   };
   const dec = new TextDecoder();
   return {
-    async halted(spec) {
-      if (!spec.rollout?.max_failures) return false;
+    async check(spec) {
+      if (!spec.rollout?.max_failures) return "go";
       try {
         const kv = await open();
-        if (!kv) return false;
-        const records: RolloutRecord[] = [];
+        if (!kv) return "go";
+        const records: NodeRecord[] = [];
         const keys: string[] = [];
         for await (const k of await kv.keys(`${o.site}.*.${spec.name}`)) keys.push(k);
         for (const k of keys) {
           const e = await kv.get(k);
           if (!e || e.operation !== "PUT") continue;
           try {
-            records.push(JSON.parse(dec.decode(e.value)) as RolloutRecord);
+            records.push({ ...JSON.parse(dec.decode(e.value)), node: k.split(".")[1]! });
           } catch { /* not ours */ }
         }
-        const r = rolloutHalted(records, spec.wasm.sha256, spec.rollout.max_failures);
-        if (r.halted) {
-          o.logger.warn("rollout halted: not taking the new version", {
-            agent: spec.name,
-            sha256: spec.wasm.sha256,
-            failed: r.failed,
-            limit: r.limit,
-          });
+        const r = rolloutDecision(records, spec.wasm.sha256, spec.rollout.max_failures, {
+          self: o.node,
+          now: o.now(),
+        });
+        if (r.decision !== "go") {
+          o.logger.warn(
+            r.decision === "halted"
+              ? "rollout halted: not taking the new version"
+              : "rollout: waiting for nodes still trying the new version",
+            { agent: spec.name, sha256: spec.wasm.sha256, ...r },
+          );
         }
-        return r.halted;
+        return r.decision;
       } catch (err) {
         o.logger.warn("cannot read rollout outcomes", {
           agent: spec.name,
           error: (err as Error).message,
         });
-        return false;
+        return "go";
       }
     },
     async record(spec, previousSha, state, code) {

@@ -1,7 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { agentSpecSchema } from "../desired/spec.ts";
 import { cacheKeepSet, pushHistory, selectAgents } from "./select.ts";
-import { failureLimit, rolloutHalted, type RolloutRecord } from "./rollout.ts";
+import { failureLimit, type NodeRecord, rolloutDecision } from "./rollout.ts";
 import { parseRunningCache, RunningCacheError } from "./running_cache.ts";
 
 const h = (c: string) => c.repeat(64);
@@ -33,23 +33,44 @@ Deno.test("select - the cache keeps desired hashes and the last two of each agen
   assertEquals(pushHistory([h("1"), h("2")], h("1")), [h("2"), h("1")]);
 });
 
-Deno.test("rollout - max_failures as a count or a percentage of the reporting nodes", () => {
+Deno.test("rollout - max_failures as a count or a percentage; in-flight nodes make others wait", () => {
   assertEquals(failureLimit(2, 6), 2);
   assertEquals(failureLimit("34%", 6), 3);
   assertEquals(failureLimit("1%", 6), 1);
   assertEquals(failureLimit(undefined, 6), Infinity);
-  const rec = (sha: string, state: RolloutRecord["state"]): RolloutRecord => ({
+  const now = Date.parse("2026-01-01T00:10:00Z");
+  const rec = (
+    node: string,
+    sha: string,
+    state: NodeRecord["state"],
+    ts = "2026-01-01T00:09:00Z",
+  ) => ({
+    node,
     version: 2,
     sha256: sha,
     previous_sha256: null,
     state,
     code: null,
-    ts: "",
+    ts,
   });
-  const records = [rec(h("b"), "failed"), rec(h("b"), "failed"), rec(h("a"), "healthy")];
-  assertEquals(rolloutHalted(records, h("b"), 2).halted, true);
-  assertEquals(rolloutHalted(records, h("b"), 3).halted, false);
-  assertEquals(rolloutHalted(records, h("a"), 1).halted, false);
+  const o = { self: "n9", now };
+  const failed2 = [
+    rec("n1", h("b"), "failed"),
+    rec("n2", h("b"), "failed"),
+    rec("n3", h("a"), "healthy"),
+  ];
+  assertEquals(rolloutDecision(failed2, h("b"), 2, o).decision, "halted");
+  assertEquals(rolloutDecision(failed2, h("b"), 3, o).decision, "go");
+  assertEquals(rolloutDecision(failed2, h("a"), 1, o).decision, "go");
+  const oneInFlight = [
+    rec("n1", h("b"), "failed"),
+    rec("n2", h("b"), "started"),
+    rec("n3", h("a"), "healthy"),
+  ];
+  assertEquals(rolloutDecision(oneInFlight, h("b"), 2, o).decision, "wait");
+  assertEquals(rolloutDecision(oneInFlight, h("b"), 2, { ...o, self: "n2" }).decision, "go");
+  const stale = [rec("n1", h("b"), "failed"), rec("n2", h("b"), "started", "2025-12-31T00:00:00Z")];
+  assertEquals(rolloutDecision(stale, h("b"), 2, o).decision, "go", "a dead node's start expires");
 });
 
 Deno.test("running cache - zod schema, old format read, errors name the field", () => {

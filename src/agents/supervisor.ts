@@ -455,7 +455,7 @@ export class AgentSupervisor {
     const gate = spec.rollout ? this.#d.rollout : undefined;
     const gov = spec.rollout ? this.#d.governor?.() : undefined;
     const owner = this.#d.owner ?? this.#d.name;
-    if (gate && spec.rollout && (await gate.halted(spec))) {
+    if (gate && (await gate.check(spec)) === "halted") {
       this.#held = "rollout_halted";
       this.#set("running");
       return;
@@ -474,10 +474,12 @@ export class AgentSupervisor {
       }
     }
     try {
-      if (gate && (await gate.halted(spec))) {
-        // failures arrived while this node waited for its slot
-        this.#held = "rollout_halted";
+      const decision = gate ? await gate.check(spec) : "go";
+      if (decision !== "go") {
+        // failures arrived while this node waited for its slot, or may still arrive
+        this.#held = decision === "halted" ? "rollout_halted" : "rollout_waiting";
         this.#set("running");
+        if (decision === "wait") this.#later(gen, this.#jitter(GOVERNOR_RETRY_MS));
         return;
       }
       await gate?.record(spec, cur.spec.wasm.sha256, "started");

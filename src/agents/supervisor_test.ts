@@ -112,7 +112,7 @@ function harness(o: {
     ...(o.rollout
       ? {
         rollout: {
-          halted: () => Promise.resolve(o.rollout!.halted?.() ?? false),
+          check: () => Promise.resolve(o.rollout!.halted?.() ? "halted" : "go"),
           record: (s, _prev, state, code) => {
             if (s.rollout) records.push({ sha: s.wasm.sha256, state, ...(code ? { code } : {}) });
             return Promise.resolve();
