@@ -24,6 +24,8 @@ import { UsageError } from "../src/cli/errors.ts";
 /** A spec document as read back from KV (not verified: the publisher re-signs it). */
 export interface DesiredDoc {
   version: number;
+  customer?: string;
+  target?: string;
   agents: AgentSpec[];
   removed?: string[];
   settings?: unknown;
@@ -53,15 +55,23 @@ async function write(
   kv: Awaited<ReturnType<Kvm["open"]>>,
   key: string,
   doc: DesiredDoc,
-  seed: string,
+  o: LifecycleOptions,
 ): Promise<void> {
+  const customer = o.customer;
+  if (!customer) {
+    throw new UsageError(
+      "Missing --customer (the spec names its customer; it could not be read from --creds)",
+    );
+  }
   const spec = {
     version: doc.version,
+    customer,
+    target: key,
     agents: doc.agents,
     ...(doc.removed?.length ? { removed: doc.removed } : {}),
     ...(doc.settings ? { settings: doc.settings } : {}),
   };
-  const envelope = signSpec(spec, seed);
+  const envelope = signSpec(spec, o.seed);
   openEnvelope(envelope, [envelope.key]); // guards against a corrupt seed
   await kv.put(key, JSON.stringify(envelope));
 }
@@ -74,6 +84,8 @@ export interface LifecycleOptions {
   node?: string;
   /** Signing key seed (`SA…`). */
   seed: string;
+  /** The customer signed into the spec. @default {the current spec's} */
+  customer?: string;
 }
 
 /** What `unpublish` wrote. */
@@ -90,9 +102,9 @@ export async function unpublishAgent(o: LifecycleOptions): Promise<UnpublishResu
   const key = desiredKey(o.site, o.node);
   const { kv, doc } = await current(o.nc, key);
   const here = doc?.agents.find((a) => a.name === o.agent) ?? null;
+  const site = o.node ? (await current(o.nc, desiredKey(o.site))).doc : null;
   if (!here) {
     // a node key may hide an agent published for the whole site
-    const site = o.node ? (await current(o.nc, desiredKey(o.site))).doc : null;
     const atSite = site?.agents.some((a) => a.name === o.agent);
     if (!atSite || doc?.removed?.includes(o.agent)) {
       throw new UsageError(`agent "${o.agent}" is not published at ${key}`);
@@ -104,7 +116,9 @@ export async function unpublishAgent(o: LifecycleOptions): Promise<UnpublishResu
     removed: [...new Set([...(doc?.removed ?? []), o.agent])],
     ...(doc?.settings ? { settings: doc.settings } : {}),
   };
-  await write(kv, key, next, o.seed);
+  // a new node key names the customer of the site key it hides an agent of
+  const customer = o.customer ?? doc?.customer ?? site?.customer;
+  await write(kv, key, next, { ...o, ...(customer ? { customer } : {}) });
   return { agent: o.agent, key, version: next.version, sha256: here?.wasm.sha256 ?? null };
 }
 
@@ -170,7 +184,8 @@ export async function rollbackAgent(o: RollbackOptions): Promise<RollbackResult>
     removed: (doc.removed ?? []).filter((n) => n !== o.agent),
     ...(doc.settings ? { settings: doc.settings } : {}),
   };
-  await write(kv, key, next, o.seed);
+  const customer = o.customer ?? doc.customer;
+  await write(kv, key, next, { ...o, ...(customer ? { customer } : {}) });
   return {
     agent: o.agent,
     key,

@@ -45,6 +45,8 @@ Deno.test("agents - builtin:<name> by hash, facts only with the grant, spec sett
         "site.site1",
         JSON.stringify(signSpec({
           version,
+          customer: "acme",
+          target: "site.site1",
           agents: [{
             name: "echo",
             wasm: { sha256, size: bytes.length, url: "builtin:echo" },

@@ -65,6 +65,8 @@ Deno.test("mr-saas unpublish/rollback - new versions the node follows; removal k
         `s3://${s3.bucket}`,
         "--sign-key",
         seed,
+        "--customer",
+        "acme",
         "--grant",
         '{"events":true}',
         "--config",

@@ -50,7 +50,12 @@ Deno.test("agents - local policy: deny by name and hash, cap exec, live changes,
       grants: { events: true, ...grants },
     });
     const put = (version: number, agents: unknown[]) =>
-      kv.put("site.site1", JSON.stringify(signSpec({ version, agents }, key.seed)));
+      kv.put(
+        "site.site1",
+        JSON.stringify(
+          signSpec({ version, customer: "acme", target: "site.site1", agents }, key.seed),
+        ),
+      );
 
     const stateDir = await Deno.makeTempDir({ prefix: "mr-policy-" });
     const policyFile = join(stateDir, "policy.json");

@@ -56,6 +56,8 @@ Deno.test("fleet - a rollout halts itself after max_failures; good versions roll
       "site.site1",
       JSON.stringify(signSpec({
         version,
+        customer: fleet.customer,
+        target: "site.site1",
         agents: [{
           name: "roll",
           wasm: { ...mods[mod]!, url: `builtin:${mod}` },

@@ -224,14 +224,23 @@ export function registerPublishCommands(program: Command): void {
     .requiredOption("--site <site>", "site")
     .option("--node <node>", "only this node (hides the site's agent there)")
     .requiredOption("--sign-key <file>", "signing key seed file (mr-saas key create)")
+    .option("--customer <customer>", "the customer (default: the current spec's, or from --creds)")
     .option("--json", "print JSON")
     .action(
       async (
-        o: { agent: string; site: string; node?: string; signKey: string; json?: boolean },
+        o: {
+          agent: string;
+          site: string;
+          node?: string;
+          signKey: string;
+          customer?: string;
+          json?: boolean;
+        },
         cmd: Command,
       ) => {
         checkIds(o);
         const seed = await readSeed(o.signKey);
+        const customer = o.customer ?? await customerFromCreds(cmd);
         await using nc = await saasConnect(cmd);
         const r = await unpublishAgent({
           nc,
@@ -239,6 +248,7 @@ export function registerPublishCommands(program: Command): void {
           site: o.site,
           ...(o.node ? { node: o.node } : {}),
           seed,
+          ...(customer ? { customer } : {}),
         });
         if (o.json) out(JSON.stringify(r));
         else out(`unpublished ${r.agent} at ${r.key} (version ${r.version})`);
@@ -253,6 +263,7 @@ export function registerPublishCommands(program: Command): void {
     .option("--to-version <v>", "the spec version to take the agent from")
     .option("--to-sha256 <hex>", "the module hash to go back to")
     .requiredOption("--sign-key <file>", "signing key seed file (mr-saas key create)")
+    .option("--customer <customer>", "the customer (default: the current spec's, or from --creds)")
     .option("--json", "print JSON")
     .action(
       async (
@@ -260,6 +271,7 @@ export function registerPublishCommands(program: Command): void {
           agent: string;
           site: string;
           node?: string;
+          customer?: string;
           toVersion?: string;
           toSha256?: string;
           signKey: string;
@@ -278,6 +290,7 @@ export function registerPublishCommands(program: Command): void {
           throw new UsageError("give --to-version or --to-sha256, not both");
         }
         const seed = await readSeed(o.signKey);
+        const customer = o.customer ?? await customerFromCreds(cmd);
         await using nc = await saasConnect(cmd);
         const r = await rollbackAgent({
           nc,
@@ -285,6 +298,7 @@ export function registerPublishCommands(program: Command): void {
           site: o.site,
           ...(o.node ? { node: o.node } : {}),
           seed,
+          ...(customer ? { customer } : {}),
           ...(o.toVersion !== undefined ? { toVersion: Number(o.toVersion) } : {}),
           ...(o.toSha256 !== undefined ? { toSha256: o.toSha256 } : {}),
         });
