@@ -1,13 +1,11 @@
 /**
  * Sandbox benchmarks (issue 2): no-op call latency, host-function round trip from a pool
- * thread, fuel-metering overhead, load+instrument time of a ~1 MB module, and RSS per idle
- * plugin. Percentiles deno bench does not print (p50) are printed before the table.
+ * thread, and RSS per idle plugin (metering overhead and load times:
+ * bench/instrument_bench.ts). Percentiles deno bench does not print (p50) are printed before the table.
  */
 import { grantsSchema, limitsSchema } from "../src/desired/spec.ts";
 import { silentLogger } from "../src/log/logger.ts";
 import { createPrintingServices, createSandbox } from "../src/plugins/mod.ts";
-import { instrumentModule } from "../src/plugins/instrument.ts";
-import { TICK_MODULE, TICK_NAME } from "../src/plugins/instrument.ts";
 import { compileWat } from "../tests/helpers/wat.ts";
 
 const grants = grantsSchema.parse({});
@@ -104,67 +102,7 @@ Deno.bench("sandbox - 100 host round trips (mr_is_leader)", { group: "call" }, a
   await loop.call("leader_x100");
 });
 
-// Fuel overhead: the same compute loop, plain vs instrumented, instantiated in this thread.
-const runaway = await compileWat("runaway");
-const kernel = new Proxy({}, { get: () => () => 0n });
-const imports = { "extism:host/env": kernel, [TICK_MODULE]: { [TICK_NAME]: () => 1 << 20 } };
-const plain = (await WebAssembly.instantiate(runaway as Uint8Array<ArrayBuffer>, imports))
-  .instance.exports as { compute: () => number; hash: () => number };
-const metered = (await WebAssembly.instantiate(
-  instrumentModule(runaway, { maxPages: 512 }) as Uint8Array<ArrayBuffer>,
-  imports,
-)).instance.exports as { compute: () => number; hash: () => number; __mr_fuel_reset: () => void };
-Deno.bench("fuel - compute loop, not instrumented", { group: "fuel", baseline: true }, () => {
-  plain.compute();
-});
-Deno.bench("fuel - compute loop, instrumented", { group: "fuel" }, () => {
-  metered.__mr_fuel_reset();
-  metered.compute();
-});
-
-Deno.bench("fuel - FNV-1a hash of 64 KiB ×40, not instrumented", {
-  group: "fuel-hash",
-  baseline: true,
-}, () => {
-  plain.hash();
-});
-Deno.bench("fuel - FNV-1a hash of 64 KiB ×40, instrumented", { group: "fuel-hash" }, () => {
-  metered.__mr_fuel_reset();
-  metered.hash();
-});
-
-// A ~1 MB module: many functions with loops and arithmetic.
-function bigWat(): string {
-  const fns: string[] = [];
-  for (let i = 0; i < 3300; i++) {
-    const body = Array.from(
-      { length: 30 },
-      (_, k) =>
-        `(local.set $a (i32.add (i32.mul (local.get $a) (i32.const ${k + 3})) (local.get $i)))`,
-    )
-      .join(" ");
-    fns.push(
-      `(func $f${i} (param $n i32) (result i32) (local $i i32) (local $a i32)
-        (loop $l ${body} (local.set $i (i32.add (local.get $i) (i32.const 1)))
-          (br_if $l (i32.lt_u (local.get $i) (local.get $n)))) (local.get $a))`,
-    );
-  }
-  return `(module (memory (export "memory") 1) ${fns.join("\n")}
-    (func (export "mr_reconcile") (result i32) (drop (call $f0 (i32.const 1))) (i32.const 0)))`;
-}
-const big = await compileWat(bigWat());
-console.log(`large module: ${(big.length / 1048576).toFixed(2)} MB`);
-Deno.bench("load - instrument a ~1 MB module", { group: "load", n: 5, warmup: 1 }, () => {
-  instrumentModule(big, { maxPages: 512 });
-});
-Deno.bench(
-  "load - sandbox.load of a ~1 MB module",
-  { group: "load", n: 5, warmup: 1 },
-  async () => {
-    const p = await sandbox.load(big, { name: "big", grants, limits });
-    await p.close();
-  },
-);
+// Fuel-metering overhead and module load times: bench/instrument_bench.ts.
 
 globalThis.addEventListener("unload", () => {
   void sandbox.close();

@@ -1,6 +1,7 @@
-// Fuel checks carry a branch hint (src/plugins/instrument.ts addFuelBranchHints): the
-// section is well-formed, sits before the code section, every hint points at an `if`
-// of a fuel check, the module validates, and the real example agents get hints too.
+// Fuel checks carry a branch hint (src/plugins/instrument/code.ts, module.ts): the section
+// is well-formed, sits before the code section, every hint points at the `if` of a fuel
+// check (`local.tee $fl; i32.const 0; i32.lt_s; if`), the module validates, and the real
+// example agents get hints too.
 import { assert, assertEquals } from "@std/assert";
 import { BRANCH_HINT_SECTION, instrumentModule } from "../src/plugins/instrument.ts";
 import { compileWat } from "./helpers/wat.ts";
@@ -72,6 +73,7 @@ function checkHints(wasm: Uint8Array): number {
       assert(start + off < end);
       assertEquals(out[start + off], 0x04, "the hint points at an if");
       assertEquals(out[start + off - 1], 0x48, "…of a fuel check (i32.lt_s before it)");
+      assertEquals([out[start + off - 3], out[start + off - 2]], [0x41, 0x00], "…against 0");
       hints++;
     }
   }

@@ -38,6 +38,11 @@ export class Reader {
   u32(): number {
     const b = this.bytes;
     let p = this.pos;
+    const first = b[p];
+    if (first !== undefined && first < 0x80 && p < this.end) { // one-byte fast path
+      this.pos = p + 1;
+      return first;
+    }
     let result = 0;
     let shift = 0;
     for (;;) {
@@ -76,6 +81,10 @@ export class Reader {
   skipLeb(maxBytes: number): void {
     const b = this.bytes;
     let p = this.pos;
+    if (p < this.end && b[p]! < 0x80) { // one-byte fast path
+      this.pos = p + 1;
+      return;
+    }
     for (let i = 0;; i++) {
       if (i >= maxBytes) this.fail(`Integer too long (more than ${maxBytes} bytes)`, p);
       if (p >= this.end) this.fail("Unexpected end of section in an integer");
@@ -122,6 +131,10 @@ export class Writer {
   }
 
   u32(n: number): this {
+    if (n < 0x80 && this.len < this.buf.length) {
+      this.buf[this.len++] = n;
+      return this;
+    }
     this.#room(5);
     do {
       let b = n & 0x7f;
@@ -149,6 +162,13 @@ export class Writer {
   bytes(src: Uint8Array, start = 0, end = src.length): this {
     const n = end - start;
     this.#room(n);
+    if (n < 32) { // most instructions: a copy loop beats allocating a subarray
+      const buf = this.buf;
+      let l = this.len;
+      for (let i = start; i < end; i++) buf[l++] = src[i]!;
+      this.len = l;
+      return this;
+    }
     this.buf.set(src.subarray(start, end), this.len);
     this.len += n;
     return this;

@@ -1,0 +1,108 @@
+/**
+ * Instrumenter benchmarks (issue 12 §1, §7): metering overhead on a tight add/mul loop and
+ * on an FNV-1a hash loop (instrumented vs not, same run, both warmed up so V8 has tiered
+ * them up), instrumenting a ~1 MB module, and `sandbox.load` of it the first time (empty
+ * instrument cache) and from the cache.
+ *
+ * Run: `deno bench -A --no-check bench/instrument_bench.ts`. The machine is shared: take
+ * the best of several runs.
+ */
+import { grantsSchema, limitsSchema } from "../src/desired/spec.ts";
+import { silentLogger } from "../src/log/logger.ts";
+import { createPrintingServices, createSandbox } from "../src/plugins/mod.ts";
+import { instrumentModule, TICK_MODULE, TICK_NAME } from "../src/plugins/instrument.ts";
+import { INSTRUMENT_CACHE_DIR } from "../src/plugins/instrument_cache.ts";
+import { compileWat } from "../tests/helpers/wat.ts";
+
+// --- metering overhead --------------------------------------------------------------------
+const runaway = await compileWat("runaway");
+const kernel = new Proxy({}, { get: () => () => 0n });
+const imports = { "extism:host/env": kernel, [TICK_MODULE]: { [TICK_NAME]: () => 1 << 20 } };
+type Loops = { compute: () => number; hash: () => number; __mr_fuel_reset: () => void };
+const plain = (await WebAssembly.instantiate(runaway as Uint8Array<ArrayBuffer>, imports))
+  .instance.exports as Loops;
+const metered = (await WebAssembly.instantiate(
+  instrumentModule(runaway, { maxPages: 512 }) as Uint8Array<ArrayBuffer>,
+  imports,
+)).instance.exports as Loops;
+
+Deno.bench("fuel - compute loop, not instrumented", { group: "fuel", baseline: true }, () => {
+  plain.compute();
+});
+Deno.bench("fuel - compute loop, instrumented", { group: "fuel" }, () => {
+  metered.__mr_fuel_reset();
+  metered.compute();
+});
+Deno.bench("fuel - FNV-1a hash of 64 KiB ×40, not instrumented", {
+  group: "fuel-hash",
+  baseline: true,
+}, () => {
+  plain.hash();
+});
+Deno.bench("fuel - FNV-1a hash of 64 KiB ×40, instrumented", { group: "fuel-hash" }, () => {
+  metered.__mr_fuel_reset();
+  metered.hash();
+});
+
+// --- load of a ~1 MB module -----------------------------------------------------------------
+/** ~1 MB: 3,300 functions with a loop of 30 multiply-adds each. */
+function bigWat(): string {
+  const fns: string[] = [];
+  for (let i = 0; i < 3300; i++) {
+    const body = Array.from(
+      { length: 30 },
+      (_, k) =>
+        `(local.set $a (i32.add (i32.mul (local.get $a) (i32.const ${k + 3})) (local.get $i)))`,
+    ).join(" ");
+    fns.push(
+      `(func $f${i} (param $n i32) (result i32) (local $i i32) (local $a i32)
+        (loop $l ${body} (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get $n)))) (local.get $a))`,
+    );
+  }
+  return `(module (memory (export "memory") 1) ${fns.join("\n")}
+    (func (export "mr_reconcile") (result i32) (drop (call $f0 (i32.const 1))) (i32.const 0)))`;
+}
+const big = await compileWat(bigWat());
+console.log(`large module: ${(big.length / 1048576).toFixed(2)} MB`);
+
+const stateDir = await Deno.makeTempDir({ prefix: "mr-bench-instrument-" });
+const sandbox = await createSandbox({
+  stateDir,
+  services: createPrintingServices(() => {}),
+  logger: silentLogger,
+});
+const grants = grantsSchema.parse({});
+const limits = limitsSchema.parse({});
+// the host process is up before the timings
+await (await sandbox.load(await compileWat("noop"), { name: "noop", grants, limits })).close();
+
+Deno.bench("load - instrument a ~1 MB module", { group: "load", n: 10, warmup: 2 }, () => {
+  instrumentModule(big, { maxPages: 512 });
+});
+Deno.bench(
+  "load - sandbox.load of a ~1 MB module, first time (empty cache)",
+  { group: "load", n: 10, warmup: 2 },
+  async (b) => {
+    await Deno.remove(`${stateDir}/${INSTRUMENT_CACHE_DIR}`, { recursive: true }).catch(() => {});
+    b.start();
+    const p = await sandbox.load(big, { name: "big", grants, limits });
+    b.end();
+    await p.close();
+  },
+);
+Deno.bench(
+  "load - sandbox.load of a ~1 MB module, from the cache",
+  { group: "load", n: 10, warmup: 2 },
+  async (b) => {
+    b.start();
+    const p = await sandbox.load(big, { name: "big", grants, limits });
+    b.end();
+    await p.close();
+  },
+);
+
+globalThis.addEventListener("unload", () => {
+  void sandbox.close();
+  Deno.removeSync(stateDir, { recursive: true });
+});
