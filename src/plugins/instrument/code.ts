@@ -19,8 +19,10 @@
  *   back before every call of a module function (and reloaded after it), before `return`,
  *   before a branch to the function's own label and at the final `end`. A charge is
  *   `fl -= cost; if (fl < 0) fl = refuel(fl)` (the `if` carries a branch hint "unlikely");
- *   `refuel` asks the runtime's `refill` import for chunks until the deficit is covered or
- *   the runtime answers 0 (deadline passed or budget spent), then traps.
+ *   at a loop header the check instead leaves the loop to a refuel-and-retry wrapper (see
+ *   `rewriteBody`), so the loop itself contains no call. `refuel` asks the runtime's
+ *   `refill` import for chunks until the deficit is covered or the runtime answers 0
+ *   (deadline passed or budget spent), then traps.
  *
  * Invariant that keeps i32 arithmetic exact: after every check `0 ≤ fl ≤ chunk (2^20)`,
  * and no single charge exceeds 2^30, so `fl - cost` never overflows.
@@ -38,6 +40,8 @@ export interface CodeContext {
   fuelGlobal: number;
   /** Index of the internal `refuel(i32) -> i32` function. */
   refuel: number;
+  /** Parameter count of each type (for `loop` block types). */
+  typeParams: number[];
 }
 
 /**
@@ -176,25 +180,74 @@ export function rewriteBody(
     check();
   };
   const shl = (n: number) => w.byte(0x41).byte(n).byte(0x74);
+  /**
+   * A loop header's check leaves the loop instead of calling refuel inside it (a call in a
+   * loop stops V8 from unrolling it: measured 1.5× against 1.1× on a tight loop):
+   *
+   *     block $done (bt)  loop $retry  block $refuel
+   *       loop $L (bt)  fl -= c; br_if $refuel (fl < 0)  body…  end
+   *       br $done
+   *     end  fl = refuel(fl) + c; br $retry  end  unreachable  end
+   *
+   * Re-entering $L re-runs only the check (nothing of the iteration ran). Branches from
+   * inside $L to labels outside it cross 3 more labels (`extra`). Loops with parameters
+   * (whose operands the exit would drop) keep the in-loop call.
+   */
+  const extra: number[] = []; // per open frame: synthetic labels between it and its parent
+  const cum: number[] = [0]; // cum[k] = sum of extra[0..k-1]
+  const push = (x: number) => {
+    extra.push(x);
+    cum.push(cum[cum.length - 1]! + x);
+  };
+  const pop = () => {
+    cum.pop();
+    return extra.pop()!;
+  };
+  const target = (l: number) => {
+    const depth = extra.length;
+    const from = Math.max(0, depth - l);
+    return l + cum[depth]! - cum[from]!;
+  };
+  const loopCost: number[] = [];
+  const loopParams = (s: number, e: number): number => {
+    if (e - s === 2) return 0; // 0x40 or a value type
+    const t = new Reader(src, s + 1, e).s32();
+    return ctx.typeParams[t] ?? 1;
+  };
   reload();
   charge();
-  let depth = 0;
   r.pos = codeStart;
   for (;;) {
     const s = r.pos;
     decode(r, d, imported);
     const e = r.pos;
+    const depth = extra.length;
     switch (d.kind) {
       case Kind.Block:
-        depth++;
-        w.bytes(src, s, e);
-        break;
-      case Kind.Loop:
       case Kind.If:
-        depth++;
+        push(0);
         w.bytes(src, s, e);
-        charge();
+        if (d.kind === Kind.If) charge();
         break;
+      case Kind.Loop: {
+        const c = costs[bi]!;
+        if (c === 0 || loopParams(s, e) !== 0) {
+          push(0);
+          w.bytes(src, s, e);
+          charge();
+          break;
+        }
+        bi++;
+        push(3);
+        loopCost.push(c + CHECK_COST);
+        w.byte(0x02).bytes(src, s + 1, e).byte(0x03).byte(0x40).byte(0x02).byte(0x40);
+        w.bytes(src, s, e);
+        w.byte(0x20).u32(FL).byte(0x41).s32(c + CHECK_COST).byte(0x6b);
+        w.byte(0x22).u32(FL).byte(0x41).byte(0).byte(0x48);
+        hints.push(w.len);
+        w.byte(0x0d).byte(1); // br_if $refuel
+        break;
+      }
       case Kind.Else:
         w.bytes(src, s, e);
         charge();
@@ -207,16 +260,33 @@ export function rewriteBody(
           out.u32(w.len).bytes(w.buf, 0, w.len);
           return hints;
         }
-        depth--;
         w.byte(0x0b);
+        if (pop() === 3) { // close the retry wrapper of a loop
+          const c = loopCost.pop()!;
+          w.byte(0x0c).byte(2).byte(0x0b); // br $done; end $refuel
+          w.byte(0x20).u32(FL).byte(0x10).u32(ctx.refuel).byte(0x41).s32(c).byte(0x6a);
+          w.byte(0x21).u32(FL).byte(0x0c).byte(0).byte(0x0b).byte(0x00).byte(0x0b);
+        }
         charge();
         break;
       case Kind.Br:
       case Kind.BrIf:
-      case Kind.BrTable:
         if (d.imm >= depth) flush(); // leaves the function
-        w.bytes(src, s, e);
+        if (cum[depth] === 0) w.bytes(src, s, e);
+        else w.byte(src[s]!).u32(target(d.imm));
         break;
+      case Kind.BrTable: {
+        if (d.imm >= depth) flush();
+        if (cum[depth] === 0) {
+          w.bytes(src, s, e);
+          break;
+        }
+        const t = new Reader(src, s + 1, e);
+        const n = t.u32();
+        w.byte(0x0e).u32(n);
+        for (let i = 0; i <= n; i++) w.u32(target(t.u32()));
+        break;
+      }
       case Kind.Return:
         flush();
         w.byte(0x0f);

@@ -188,7 +188,12 @@ export function rewriteModule(wasm: Uint8Array, caps: Caps): Uint8Array {
     );
   }
   code.u32(defined.length + 3 + wrappers.length);
-  const ctx: CodeContext = { importedFuncs: nImp, fuelGlobal: G_FUEL, refuel: REFUEL };
+  const ctx: CodeContext = {
+    importedFuncs: nImp,
+    fuelGlobal: G_FUEL,
+    refuel: REFUEL,
+    typeParams: types.map((t) => t.params),
+  };
   const hints = new Writer();
   let hinted = 0;
   if (codeSec) {
