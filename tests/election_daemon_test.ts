@@ -1,9 +1,10 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+// Leader election across real daemons in the production topology: operator mode, each
+// daemon with its own provisioned credentials.
+import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { assert, assertEquals } from "@std/assert";
-import { startNatsServer } from "./helpers/nats_server.ts";
-import { type RunningNode, startNode, waitFor } from "./helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/mod.ts";
+import { type RunningNode, waitFor } from "./helpers/daemon.ts";
+import { startOperatorFleet } from "./helpers/operator_fleet.ts";
 
 const TTL_MS = 5_000;
 
@@ -34,18 +35,14 @@ async function leaders(nodes: RunningNode[]): Promise<RunningNode[]> {
 }
 
 Deno.test("election - 3 daemons: exactly one leader, kill -9 elects another; static follower never leads", async () => {
-  await using srv = await startNatsServer();
-  const nc = await connect({ servers: srv.url });
-  try {
-    await ensureStreams(nc, { electionTtlMs: TTL_MS });
+  await using fleet = await startOperatorFleet({ streams: { electionTtlMs: TTL_MS } });
+  const nc = fleet.admin;
+  {
     const config = { election: { ttl: "5s" } };
-    await using a = await startNode({ natsUrl: srv.url, site: "plant", node: "a", config });
-    await using b = await startNode({ natsUrl: srv.url, site: "plant", node: "b", config });
-    await using c = await startNode({ natsUrl: srv.url, site: "plant", node: "c", config });
-    await using f = await startNode({
-      natsUrl: srv.url,
-      site: "plant",
-      node: "f",
+    await using a = await fleet.startNode("plant", "a", { config });
+    await using b = await fleet.startNode("plant", "b", { config });
+    await using c = await fleet.startNode("plant", "c", { config });
+    await using f = await fleet.startNode("plant", "f", {
       config: { ...config, role: "follower" },
     });
     const nodes = [a, b, c];
@@ -100,7 +97,5 @@ Deno.test("election - 3 daemons: exactly one leader, kill -9 elects another; sta
     const won = evs.find((e) => e.mrnode === second!.node)!;
     assertEquals(won.mrsite, "plant");
     assertEquals((won.data as Record<string, unknown>).ttl_ms, TTL_MS);
-  } finally {
-    await nc.close();
   }
 });

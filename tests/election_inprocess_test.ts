@@ -1,9 +1,10 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+// Leader election in the production topology: operator mode, every candidate a provisioned
+// node with its own credentials (it may write only its own site's election key).
+import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import { assert, assertEquals } from "@std/assert";
-import { startNatsServer } from "./helpers/nats_server.ts";
 import { waitFor } from "./helpers/daemon.ts";
-import { ensureStreams } from "../provisioner/mod.ts";
+import { type OperatorFleet, startOperatorFleet } from "./helpers/operator_fleet.ts";
 import { createElection, type Election, type LeadershipChange } from "../src/election/mod.ts";
 import { createElectionModule } from "../src/election/mod.ts";
 import { silentLogger } from "../src/log/logger.ts";
@@ -17,8 +18,9 @@ interface Candidate {
   changes: LeadershipChange[];
 }
 
-async function candidate(url: string, node: string, site = "s1"): Promise<Candidate> {
-  const nc = await connect({ servers: url, reconnectTimeWait: 250, maxReconnectAttempts: -1 });
+async function candidate(fleet: OperatorFleet, node: string, site = "s1"): Promise<Candidate> {
+  const p = await fleet.ensureNode(site, node);
+  const nc = await p.connect({ reconnectTimeWait: 250, maxReconnectAttempts: -1 });
   const election = createElection({
     site,
     node,
@@ -40,10 +42,9 @@ async function closeAll(cs: Candidate[]) {
 }
 
 Deno.test("election - 3 candidates: exactly one leader; killing it elects another", async () => {
-  await using srv = await startNatsServer();
-  const admin = await connect({ servers: srv.url });
-  await ensureStreams(admin, { electionTtlMs: TTL });
-  const cs = await Promise.all(["n1", "n2", "n3"].map((n) => candidate(srv.url, n)));
+  await using fleet = await startOperatorFleet({ streams: { electionTtlMs: TTL } });
+  const admin = fleet.admin;
+  const cs = await Promise.all(["n1", "n2", "n3"].map((n) => candidate(fleet, n)));
   try {
     const first = await waitFor(
       () =>
@@ -92,16 +93,13 @@ Deno.test("election - 3 candidates: exactly one leader; killing it elects anothe
     });
   } finally {
     await closeAll(cs);
-    await admin.close();
   }
 });
 
 Deno.test("election - a leader that cannot renew (server down) steps down; one leader after", async () => {
-  await using srv = await startNatsServer();
-  const admin = await connect({ servers: srv.url });
-  await ensureStreams(admin, { electionTtlMs: TTL });
-  await admin.close();
-  const cs = await Promise.all(["a", "b"].map((n) => candidate(srv.url, n, "s2")));
+  await using fleet = await startOperatorFleet({ streams: { electionTtlMs: TTL } });
+  const srv = fleet.server;
+  const cs = await Promise.all(["a", "b"].map((n) => candidate(fleet, n, "s2")));
   try {
     const leader = await waitFor(() => cs.find((c) => c.election.isLeader()), 15_000, "leader");
     await srv.stop();
@@ -136,11 +134,8 @@ Deno.test("election - static roles bypass the election", () => {
 });
 
 Deno.test("election - a node restarted within the TTL takes its own key back", async () => {
-  await using srv = await startNatsServer();
-  const admin = await connect({ servers: srv.url });
-  await ensureStreams(admin, { electionTtlMs: 30_000 });
-  await admin.close();
-  const x = await candidate(srv.url, "x", "s3");
+  await using fleet = await startOperatorFleet({ streams: { electionTtlMs: 30_000 } });
+  const x = await candidate(fleet, "x", "s3");
   const cs = [x];
   try {
     await waitFor(() => x.election.isLeader(), 10_000, "x leads");
@@ -148,8 +143,8 @@ Deno.test("election - a node restarted within the TTL takes its own key back", a
     // Crash: no release. With a 30 s TTL nobody else could lead for a while.
     await x.election.stop({ release: false });
     await x.nc.close();
-    const y = await candidate(srv.url, "y", "s3");
-    const x2 = await candidate(srv.url, "x", "s3");
+    const y = await candidate(fleet, "y", "s3");
+    const x2 = await candidate(fleet, "x", "s3");
     cs.push(y, x2);
     await waitFor(() => x2.election.isLeader(), 10_000, "restarted x leads again");
     assert(x2.election.status().revision > rev);
@@ -157,5 +152,30 @@ Deno.test("election - a node restarted within the TTL takes its own key back", a
     await waitFor(() => y.election.leader() === "x", 10_000, "y sees x");
   } finally {
     await closeAll(cs);
+  }
+});
+
+Deno.test("election - a node cannot campaign for another site (its creds write only its own key)", async () => {
+  await using fleet = await startOperatorFleet({ streams: { electionTtlMs: TTL } });
+  const p = await fleet.ensureNode("s1", "n1");
+  const nc = await p.connect();
+  // n1 of site s1 runs an election for site s2 with its own credentials
+  const election = createElection({
+    site: "s2",
+    node: "n1",
+    connection: () => nc,
+    ttlMs: 60_000,
+    logger: silentLogger,
+  });
+  election.start();
+  try {
+    await new Promise((r) => setTimeout(r, 1_500));
+    assertEquals(election.isLeader(), false, "never leads another site");
+    const kv = await new Kvm(fleet.admin).open("MR_ELECTION");
+    assertEquals(await kv.get("site.s2"), null, "nothing written to site.s2");
+    assert(election.status().last_error, "the refusal is reported");
+  } finally {
+    await election.stop({ release: false });
+    await nc.close();
   }
 });

@@ -17,7 +17,12 @@
  *
  * @module
  */
-import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import {
+  connect,
+  type ConnectionOptions,
+  credsAuthenticator,
+  type NatsConnection,
+} from "@nats-io/transport-node";
 import { join } from "node:path";
 import { type NatsServer, startNatsServer } from "./nats_server.ts";
 import { type RunningNode, startNode, type StartNodeOptions } from "./daemon.ts";
@@ -55,7 +60,7 @@ export interface ProvisionedNode {
   credsPath: string;
   config: NodeConfig;
   /** A new connection with the node's own credentials and inbox prefix (caller closes it). */
-  connect(): Promise<NatsConnection>;
+  connect(options?: Omit<ConnectionOptions, "servers" | "authenticator">): Promise<NatsConnection>;
 }
 
 /** A running operator-mode fleet; dispose to stop everything and remove the temp dirs. */
@@ -72,11 +77,16 @@ export interface OperatorFleet extends AsyncDisposable {
   admin: NatsConnection;
   /** Enrols `<site>.<node>` through the real enrolment HTTP API, in this process. */
   provisionNode(site: string, node: string): Promise<ProvisionedNode>;
-  /** Enrols (unless already enrolled) and starts a real daemon with the node's creds. */
+  /** The node enrolled as `<site>.<node>` in this fleet, enrolling it first if needed. */
+  ensureNode(site: string, node: string): Promise<ProvisionedNode>;
+  /**
+   * Enrols (unless already enrolled) and starts a real daemon with the node's creds. `config`
+   * fields are merged over the provisioned config.
+   */
   startNode(
     site: string,
     node: string,
-    o?: Omit<StartNodeOptions, "natsUrl" | "configFile" | "stateDir">,
+    o?: Omit<StartNodeOptions, "natsUrl" | "configFile" | "stateDir" | "site" | "node">,
   ): Promise<RunningNode & { provisioned: ProvisionedNode }>;
   /** Adds another customer account; returns its admin connection (closed on dispose). */
   addCustomer(customer: string): Promise<{ admin: NatsConnection; adminCreds: string }>;
@@ -157,8 +167,9 @@ export async function startOperatorFleet(o: OperatorFleetOptions = {}): Promise<
         configPath,
         credsPath,
         config,
-        connect: async () =>
+        connect: async (opts = {}) =>
           await connect({
+            ...opts,
             servers: server.url,
             authenticator: credsAuthenticator(await Deno.readFile(credsPath)),
             inboxPrefix: `_INBOX.${site}.${node}`,
@@ -176,13 +187,23 @@ export async function startOperatorFleet(o: OperatorFleetOptions = {}): Promise<
       adminCreds,
       admin,
       provisionNode,
+      ensureNode: async (site, node) =>
+        enrolled.get(`${site}.${node}`) ?? await provisionNode(site, node),
       async startNode(site, node, so = {}) {
         const p = enrolled.get(`${site}.${node}`) ?? await provisionNode(site, node);
+        let configFile = p.configPath;
+        if (so.config) {
+          // the provisioned config with the test's fields over it (e.g. election, role)
+          configFile = join(p.stateDir, "config.test.json");
+          await Deno.writeTextFile(configFile, JSON.stringify({ ...p.config, ...so.config }));
+        }
         const d = await startNode({
           ...so,
+          site,
+          node,
           natsUrl: server.url,
           stateDir: p.stateDir,
-          configFile: p.configPath,
+          configFile,
         });
         return Object.assign(d, { provisioned: p });
       },
