@@ -1,10 +1,11 @@
 // Token and node records in NATS KV (vendor account), shared by provisioners: a restart
 // keeps max_nodes and revocations exactly; two provisioners never over-enrol; a name is
 // refused under another key until revoked; node revoke covers every key.
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertMatch } from "@std/assert";
+import { saasCli } from "./helpers/saas_serve.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { createUser } from "@nats-io/nkeys";
-import { b64url, enrolHttp, getNonce, post } from "./helpers/enrol_http.ts";
+import { b64url, enrolHttp, getNonce, post, renewHttp } from "./helpers/enrol_http.ts";
 import {
   addAccount,
   findNode,
@@ -138,5 +139,60 @@ Deno.test("provision records - two provisioners, 20 concurrent enrolments, max_n
   } finally {
     await p1.shutdown();
     await p2.shutdown();
+  }
+});
+
+Deno.test("provision records - token list/revoke, node revoke and account revoke through the mr-saas CLI", async () => {
+  await using ctx = await setup();
+  const { home, srv } = ctx;
+  const prov = await serveProvisioner({ home, servers: [srv.url] });
+  const url = `http://127.0.0.1:${prov.addr.port}`;
+  try {
+    const issued = await saasCli(home, srv.url, [
+      "token",
+      "issue",
+      "--customer",
+      "acme",
+      "--site",
+      "s1",
+      "--provisioner",
+      url,
+      "--max-nodes",
+      "2",
+    ]);
+    assertEquals(issued.code, 0, issued.stderr);
+    const token = issued.stdout.trim();
+    const a = await enrolHttp(url, token, "a");
+    assertEquals(a.status, 200, JSON.stringify(a.body));
+    const list = await saasCli(home, srv.url, ["token", "list"]);
+    assertEquals(list.code, 0, list.stderr);
+    const [jti, customer, site, uses] = list.stdout.trim().split("\t");
+    assertEquals([customer, site, uses], ["acme", "s1", "1/2"]);
+    const nr = await saasCli(home, srv.url, ["node", "revoke", "s1.a"]);
+    assertEquals(nr.code, 0, nr.stderr);
+    assertEquals(JSON.parse(nr.stdout).users, [a.kp.getPublicKey()]);
+    const renew = await renewHttp(url, a.body.user_jwt, a.kp);
+    assertEquals([renew.status, renew.body.error.code], [401, "revoked"]);
+    const tr = await saasCli(home, srv.url, ["token", "revoke", jti!]);
+    assertEquals(tr.code, 0, tr.stderr);
+    const b = await enrolHttp(url, token, "b");
+    assertEquals([b.status, b.body.error.code], [401, "revoked"]);
+    assertEquals((await saasCli(home, srv.url, ["token", "revoke", "nope"])).code, 2);
+    const ar = await saasCli(home, srv.url, ["account", "revoke", "acme"]);
+    assertEquals(ar.code, 0, ar.stderr);
+    const t2 = await issueToken(home, {
+      server: srv.url,
+      customer: "acme",
+      site: "s1",
+      provisioner: url,
+      ttlMs: 60_000,
+    });
+    const c = await enrolHttp(url, t2.token, "c");
+    assertEquals([c.status, c.body.error.code], [403, "account_revoked"]);
+    const bad = await saasCli(home, srv.url, ["serve", "--rate-limit", "lots"]);
+    assertEquals(bad.code, 2);
+    assertMatch(bad.stderr, /--rate-limit/);
+  } finally {
+    await prov.shutdown();
   }
 });
