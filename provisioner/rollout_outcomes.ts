@@ -11,6 +11,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { isStreamNotFound } from "../src/nats/errors.ts";
 import {
   type NodeRecord,
+  parseRolloutRecord,
   ROLLOUT_BUCKET,
   rolloutDecision,
   type RolloutRecord,
@@ -61,12 +62,11 @@ export async function rolloutOutcomes(
   for (const k of keys.sort()) {
     const e = await kv.get(k);
     if (!e || e.operation !== "PUT") continue;
-    try {
-      const r = e.json<RolloutRecord>();
-      const node = k.split(".")[1]!;
-      out.nodes[node] = r;
-      records.push({ ...r, node });
-    } catch { /* not a record */ }
+    const r = parseRolloutRecord(e.value);
+    if (!r) continue; // not a record: neither fails nor counts
+    const node = k.split(".")[1]!;
+    out.nodes[node] = r;
+    records.push({ ...r, node });
   }
   if (desired.sha256 && out.max_failures !== null) {
     const d = rolloutDecision(records, desired.sha256, out.max_failures, {

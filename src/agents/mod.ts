@@ -11,7 +11,13 @@ export { cacheKeepSet, selectAgents } from "./select.ts";
 export { parseRunningCache, runningCacheSchema } from "./running_cache.ts";
 export { checkPolicy, parsePolicy, PolicyFileError, policySchema } from "./policy.ts";
 export { watchPolicy } from "./policy_watch.ts";
-export { createKvRolloutGate, failureLimit, ROLLOUT_BUCKET, rolloutDecision } from "./rollout.ts";
+export {
+  createKvRolloutGate,
+  failureLimit,
+  parseRolloutRecord,
+  ROLLOUT_BUCKET,
+  rolloutDecision,
+} from "./rollout.ts";
 export {
   AgentCallError,
   BuiltinNotFoundError,

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { z } from "zod";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { AgentSpec, Rollout } from "../desired/spec.ts";
@@ -30,6 +31,27 @@ export interface RolloutRecord {
   state: RolloutState;
   code: string | null;
   ts: string;
+}
+
+/** The record's schema: a value that does not match is ignored (it neither fails nor counts). */
+export const rolloutRecordSchema = z.object({
+  version: z.number().int().nullable(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  previous_sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  state: z.enum(["started", "healthy", "failed"]),
+  code: z.string().max(200).nullable(),
+  ts: z.string().max(64),
+});
+
+/** Parses one KV value; `null` when it is not a valid record. */
+export function parseRolloutRecord(value: Uint8Array | string): RolloutRecord | null {
+  try {
+    const text = typeof value === "string" ? value : new TextDecoder().decode(value);
+    const r = rolloutRecordSchema.safeParse(JSON.parse(text));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
 }
 
 /** What the supervisor asks of rollouts. */
@@ -109,7 +131,6 @@ export function createKvRolloutGate(o: KvRolloutGateOptions): RolloutGate {
     if (!nc) return null;
     return await new Kvm(nc).open(ROLLOUT_BUCKET);
   };
-  const dec = new TextDecoder();
   return {
     async check(spec) {
       if (!spec.rollout?.max_failures) return "go";
@@ -122,9 +143,8 @@ export function createKvRolloutGate(o: KvRolloutGateOptions): RolloutGate {
         for (const k of keys) {
           const e = await kv.get(k);
           if (!e || e.operation !== "PUT") continue;
-          try {
-            records.push({ ...JSON.parse(dec.decode(e.value)), node: k.split(".")[1]! });
-          } catch { /* not ours */ }
+          const r = parseRolloutRecord(e.value);
+          if (r) records.push({ ...r, node: k.split(".")[1]! });
         }
         const r = rolloutDecision(records, spec.wasm.sha256, spec.rollout.max_failures, {
           self: o.node,

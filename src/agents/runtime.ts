@@ -34,7 +34,7 @@ import {
 export interface AgentRuntimeOptions {
   store: Pick<ArtifactStore, "fetch" | "gc">;
   /** The sandbox (created on first use: a node without agents never loads it). */
-  sandbox: () => Promise<Sandbox>;
+  sandbox: () => Promise<Pick<Sandbox, "load">>;
   clock: SupervisorClock;
   logger: Logger;
   /** `running.json`'s path. */

@@ -1,7 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { agentSpecSchema } from "../desired/spec.ts";
 import { cacheKeepSet, pushHistory, selectAgents } from "./select.ts";
-import { failureLimit, type NodeRecord, rolloutDecision } from "./rollout.ts";
+import { failureLimit, type NodeRecord, parseRolloutRecord, rolloutDecision } from "./rollout.ts";
 import { parseRunningCache, RunningCacheError } from "./running_cache.ts";
 
 const h = (c: string) => c.repeat(64);
@@ -88,4 +88,21 @@ Deno.test("running cache - zod schema, old format read, errors name the field", 
     "/r.json: agents.x.wasm",
   );
   assertThrows(() => parseRunningCache("nope", "/r.json"), RunningCacheError, "not JSON");
+});
+
+Deno.test("rollout - records that are not valid are ignored, not counted", () => {
+  const good = {
+    version: 3,
+    sha256: h("b"),
+    previous_sha256: h("a"),
+    state: "failed",
+    code: "trap",
+    ts: "2026-01-01T00:00:00Z",
+  };
+  assertEquals(parseRolloutRecord(JSON.stringify(good))?.state, "failed");
+  assertEquals(parseRolloutRecord(JSON.stringify({ ...good, state: "exploded" })), null);
+  assertEquals(parseRolloutRecord(JSON.stringify({ ...good, sha256: "x" })), null);
+  assertEquals(parseRolloutRecord(JSON.stringify({ ...good, code: "x".repeat(500) })), null);
+  assertEquals(parseRolloutRecord("{"), null);
+  assertEquals(parseRolloutRecord("[]"), null);
 });
