@@ -1,13 +1,13 @@
 // A `leader_only` agent (the C example threshold-check, published with mr-saas's
 // publishAgent) runs on exactly one of 3 real daemons, and moves to the new leader when
-// the leader is killed.
+// the leader is killed. Production topology: operator mode, each daemon with its own
+// provisioned credentials.
 import { assert, assertEquals } from "@std/assert";
-import { connect } from "@nats-io/transport-node";
 import { join } from "node:path";
-import { startNatsServer } from "./helpers/nats_server.ts";
-import { type RunningNode, startNode, waitFor } from "./helpers/daemon.ts";
+import { type RunningNode, waitFor } from "./helpers/daemon.ts";
+import { startOperatorFleet } from "./helpers/operator_fleet.ts";
 import { startS3 } from "./helpers/s3.ts";
-import { ensureStreams, publishAgent } from "../provisioner/mod.ts";
+import { publishAgent } from "../provisioner/mod.ts";
 import { createSigningKey } from "../src/desired/envelope.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -29,13 +29,15 @@ Deno.test("fleet - a leader_only example agent runs only on the leader and moves
     stderr: "piped",
   }).output();
   assert(build.success, new TextDecoder().decode(build.stderr));
-  await using srv = await startNatsServer();
+  const key = createSigningKey();
+  await using fleet = await startOperatorFleet({
+    specKeys: [key.publicKey],
+    streams: { electionTtlMs: 5_000 },
+  });
   await using s3 = await startS3();
-  const nc = await connect({ servers: srv.url });
+  const nc = fleet.admin;
   const nodes: RunningNode[] = [];
   try {
-    await ensureStreams(nc, { electionTtlMs: 5_000 });
-    const key = createSigningKey();
     // limits the host always exceeds, so the agent reports an alarm once it runs
     await publishAgent({
       customer: "acme",
@@ -67,10 +69,8 @@ Deno.test("fleet - a leader_only example agent runs only on the leader and moves
     });
     for (const name of ["a", "b", "c"]) {
       nodes.push(
-        await startNode({
-          natsUrl: srv.url,
-          node: name,
-          config: { trust: { spec_keys: [key.publicKey] }, s3: s3.config, election: { ttl: "5s" } },
+        await fleet.startNode("site1", name, {
+          config: { s3: s3.config, election: { ttl: "5s" } },
         }),
       );
     }
@@ -95,6 +95,5 @@ Deno.test("fleet - a leader_only example agent runs only on the leader and moves
     await waitFor(() => alarms.has(next.node), 20_000, "the new leader's agent reports");
   } finally {
     for (const n of nodes) await n.stop();
-    await nc.close();
   }
 });

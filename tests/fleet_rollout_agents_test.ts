@@ -1,15 +1,17 @@
 // Staged rollout with the real agent manager: 6 daemons run an agent published with
 // `rollout: {governor, capacity: 2}`; publishing v2 (whose mr_init takes a while) swaps
 // every node, but never more than 2 at a time (intervals from each node's governor
-// `enter` to its `agent.v1.updated`, both inside the held slot).
+// `enter` to its `agent.v1.updated`, both inside the held slot). Production topology:
+// operator mode, each daemon with its own provisioned credentials, slots released through
+// the mediator.
 import { assert, assertEquals } from "@std/assert";
-import { connect } from "@nats-io/transport-node";
-import { startNatsServer } from "./helpers/nats_server.ts";
-import { type RunningNode, startNode, waitFor } from "./helpers/daemon.ts";
+import { type RunningNode, waitFor } from "./helpers/daemon.ts";
+import { startOperatorFleet } from "./helpers/operator_fleet.ts";
 import { startS3 } from "./helpers/s3.ts";
 import { compileWat } from "./helpers/wat.ts";
-import { ensureStreams, publishAgent } from "../provisioner/mod.ts";
+import { publishAgent } from "../provisioner/mod.ts";
 import { createSigningKey } from "../src/desired/envelope.ts";
+import { createGovernorClient } from "../src/governor/mod.ts";
 
 const agent = (version: string, spin: number) =>
   compileWat(`(module
@@ -24,9 +26,10 @@ const agent = (version: string, spin: number) =>
   (func (export "mr_reconcile") (result i32) (i32.const 0)))`);
 
 Deno.test("fleet - a rollout with capacity 2 swaps 6 real nodes, never more than 2 at once", async () => {
-  await using srv = await startNatsServer();
+  const key = createSigningKey();
+  await using fleet = await startOperatorFleet({ specKeys: [key.publicKey] });
   await using s3 = await startS3();
-  const nc = await connect({ servers: srv.url });
+  const nc = fleet.admin;
   const nodes: RunningNode[] = [];
   type Ev = { type: string; time: string; mrnode: string; data: Record<string, unknown> };
   const events: Ev[] = [];
@@ -36,8 +39,6 @@ Deno.test("fleet - a rollout with capacity 2 swaps 6 real nodes, never more than
     },
   });
   try {
-    await ensureStreams(nc);
-    const key = createSigningKey();
     const publish = async (wasm: Uint8Array) =>
       await publishAgent({
         customer: "acme",
@@ -62,11 +63,7 @@ Deno.test("fleet - a rollout with capacity 2 swaps 6 real nodes, never more than
     const v1 = await publish(await agent("v1", 1));
     for (let i = 1; i <= 6; i++) {
       nodes.push(
-        await startNode({
-          natsUrl: srv.url,
-          node: `n${i}`,
-          config: { trust: { spec_keys: [key.publicKey] }, s3: s3.config },
-        }),
+        await fleet.startNode("site1", `n${i}`, { config: { s3: s3.config } }),
       );
     }
     const started = () =>
@@ -96,8 +93,14 @@ Deno.test("fleet - a rollout with capacity 2 swaps 6 real nodes, never more than
     assert(maxOverlap <= 2, `at most 2 swaps at once, saw ${maxOverlap}`);
     assert(enters.some((e) => Number(e.data.waited_ms) > 0), "some node waited for a slot");
     assertEquals(new Set(updated().map((u) => u.data.to)), new Set([v2.sha256]));
+    // every slot was released (a node cannot delete messages: the mediator did)
+    await waitFor(
+      async () => (await createGovernorClient(nc).holders("rollout")).length === 0,
+      10_000,
+      "rollout governor empty",
+    );
+    assertEquals((await createGovernorClient(nc).info("rollout"))?.capacity, 2);
   } finally {
     for (const n of nodes) await n.stop();
-    await nc.close();
   }
 });

@@ -2,15 +2,18 @@
 // the governor around a hot-swap) had not landed when this was written, so each "node" is
 // an in-process DaemonContext built from real parts (own NATS connection, spool, outbox,
 // replicator) running the real `governor` module; the swap is what the agent manager does
-// around it: acquire → swap → `agent.v1.updated` event → release.
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+// around it: acquire → swap → `agent.v1.updated` event → release. Production topology:
+// operator mode, each node with its own provisioned credentials (and inbox prefix), slots
+// released through the mediator; `mr-saas rollout status` with the admin creds.
+import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { assert, assertEquals } from "@std/assert";
 import { join } from "node:path";
-import { startNatsServer, tempDir } from "./helpers/nats_server.ts";
+import { tempDir } from "./helpers/nats_server.ts";
 import { waitFor } from "./helpers/daemon.ts";
-import { ensureStreams, rolloutStatus } from "../provisioner/mod.ts";
+import { type OperatorFleet, startOperatorFleet } from "./helpers/operator_fleet.ts";
+import { rolloutStatus } from "../provisioner/mod.ts";
 import { openSpool, type Spool } from "../src/spool/mod.ts";
 import { createOutbox } from "../src/events/mod.ts";
 import { createReplicator, type Replicator } from "../src/replicator/mod.ts";
@@ -31,20 +34,21 @@ interface FakeNode {
   governor: GovernorModule;
 }
 
-async function node(url: string, dir: string, name: string): Promise<FakeNode> {
-  const config = parseConfig({
-    customer: "acme",
-    site: "plant",
-    node: name,
-    state_dir: join(dir, name),
-    nats: { servers: [url] },
-  });
+async function node(fleet: OperatorFleet, dir: string, name: string): Promise<FakeNode> {
+  const p = await fleet.provisionNode("plant", name);
+  const config = parseConfig({ ...p.config, state_dir: join(dir, name) });
   await Deno.mkdir(config.state_dir, { recursive: true });
-  const nc = await connect({ servers: url });
+  const nc = await p.connect();
   const spool = openSpool(join(config.state_dir, "spool.db"));
   const outbox = createOutbox({ spool, config });
   const js = jetstream(nc);
-  const replicator = createReplicator({ spool, js: () => js, nc: () => nc, logger: silentLogger });
+  const replicator = createReplicator({
+    spool,
+    js: () => js,
+    nc: () => nc,
+    logger: silentLogger,
+    inboxPrefix: `_INBOX.plant.${name}`,
+  });
   replicator.start();
   const ac = new AbortController();
   const mods = new Map<string, GovernorModule>();
@@ -68,12 +72,11 @@ async function node(url: string, dir: string, name: string): Promise<FakeNode> {
 }
 
 Deno.test("fleet - staged rollout across 6 nodes with capacity 2 never swaps more than 2 at once", async () => {
-  await using srv = await startNatsServer();
+  await using fleet = await startOperatorFleet();
   await using dir = await tempDir();
-  const admin = await connect({ servers: srv.url });
+  const admin = fleet.admin;
   const nodes: FakeNode[] = [];
   try {
-    await ensureStreams(admin);
     // The desired spec names the rollout governor (envelope as in DESIGN §4; unsigned here,
     // `rollout status` only reads it).
     const spec = {
@@ -89,7 +92,7 @@ Deno.test("fleet - staged rollout across 6 nodes with capacity 2 never swaps mor
       "site.plant",
       JSON.stringify({ spec: btoa(JSON.stringify(spec)), sig: "x", key: "UKEY" }),
     );
-    for (let i = 1; i <= 6; i++) nodes.push(await node(srv.url, dir.path, `n${i}`));
+    for (let i = 1; i <= 6; i++) nodes.push(await node(fleet, dir.path, `n${i}`));
 
     let active = 0;
     let maxActive = 0;
@@ -125,7 +128,9 @@ Deno.test("fleet - staged rollout across 6 nodes with capacity 2 never swaps mor
             "-A",
             join(ROOT, "provisioner/main.ts"),
             "--server",
-            srv.url,
+            fleet.server.url,
+            "--creds",
+            fleet.adminCreds,
             "rollout",
             "status",
             "keeper",
@@ -168,6 +173,5 @@ Deno.test("fleet - staged rollout across 6 nodes with capacity 2 never swaps mor
       n.spool.close();
       await n.nc.close();
     }
-    await admin.close();
   }
 });
