@@ -3,7 +3,10 @@
  * `wasm-examples/dist/<name>.wasm`, skipping those whose sources are older than their
  * output. Toolchains: AssemblyScript (`npm:assemblyscript` + `@extism/as-pdk`), C
  * (`clang --target=wasm32-unknown-unknown` + `lld`), Rust (Debian `rustc` with the
- * `wasm32-unknown-unknown` std). A missing tool fails with the package that provides it.
+ * `wasm32-unknown-unknown` std), and the WASI ones: C with wasi-libc (`clang
+ * --target=wasm32-wasi`, Debian `wasi-libc` + `libclang-rt-14-dev-wasm32`) and Rust std on
+ * `wasm32-wasi` (`libstd-rust-dev-wasm32`). A missing tool fails with the package that
+ * provides it.
  *
  * @module
  */
@@ -16,7 +19,7 @@ const SDK = join(ROOT, "plugins-sdk");
 
 interface Example {
   name: string;
-  lang: "as" | "c" | "rust";
+  lang: "as" | "c" | "rust" | "c-wasi" | "rust-wasi";
   /** Main source relative to the example dir. */
   main: string;
   /** Extra sources whose changes trigger a rebuild. */
@@ -43,6 +46,8 @@ const EXAMPLES: Example[] = [
     main: "agent.rs",
     deps: [join(SDK, "rust/machine_room.rs")],
   },
+  { name: "file-watch", lang: "c-wasi", main: "agent.c", deps: [] },
+  { name: "log-scan", lang: "rust-wasi", main: "agent.rs", deps: [] },
 ];
 
 async function mtime(p: string): Promise<number> {
@@ -124,6 +129,38 @@ async function build(ex: Example): Promise<boolean> {
       tmp,
       src,
     ], "clang lld");
+  } else if (ex.lang === "c-wasi") {
+    await run("clang", [
+      "--target=wasm32-wasi",
+      "--sysroot=/usr",
+      "-mexec-model=reactor",
+      "-O2",
+      "-Wl,--strip-all",
+      "-o",
+      tmp,
+      src,
+    ], "clang lld wasi-libc libclang-rt-14-dev-wasm32");
+  } else if (ex.lang === "rust-wasi") {
+    await run(
+      rustc(),
+      [
+        "--target",
+        "wasm32-wasi",
+        "--crate-type",
+        "cdylib",
+        "--edition",
+        "2018",
+        "-C",
+        "opt-level=s",
+        "-C",
+        "link-arg=--strip-all",
+        "-o",
+        tmp,
+        src,
+      ],
+      "rustc libstd-rust-dev-wasm32",
+      dirname(src),
+    );
   } else {
     await run(
       rustc(),

@@ -233,6 +233,7 @@ for (const mode of ["local", "remote"] as const) {
       assertEquals(preopens.map((p) => [p.guestPath, p.mode]), [
         [`${root}/ro`, "ro"],
         [`${root}/rw`, "rw"],
+        ["/", "rw"],
       ]);
       const limits = { maxFileBytes: 1024, maxOpenFds: 8 };
       const denied: string[] = [];
@@ -251,7 +252,7 @@ for (const mode of ["local", "remote"] as const) {
       assertEquals(g.w.fd_prestat_dir_name!(3, 200, n), 0);
       assertEquals(dec.decode(g.u8().subarray(200, 200 + n)), `${root}/ro`);
       assertEquals(g.w.fd_prestat_dir_name!(3, 200, 2), Errno.NAMETOOLONG);
-      assertEquals(g.w.fd_prestat_get!(5, 100), Errno.BADF);
+      assertEquals(g.w.fd_prestat_get!(6, 100), Errno.BADF);
       assertEquals(g.w.fd_prestat_get!(1, 100), Errno.BADF);
       const READ = 2n;
       const WRITE = 64n;
@@ -304,6 +305,15 @@ for (const mode of ["local", "remote"] as const) {
       assertEquals(open(3, "new.txt", 1, WRITE), Errno.NOTCAPABLE);
       assertEquals(open(3, "missing.txt"), Errno.NOENT);
       assertEquals(open(3, "big.txt"), Errno.FBIG);
+      // the root preopen (fd 5) applies the same globs to any absolute path
+      assertEquals(open(5, `${root.slice(1)}/secret/key`), Errno.NOTCAPABLE);
+      assertEquals(open(5, `${root.slice(1)}/secret/missing`), Errno.NOTCAPABLE);
+      assertEquals(open(5, "etc/passwd"), Errno.NOTCAPABLE);
+      g.w.fd_close!(alias.fd); // room under maxOpenFds
+      const viaRoot = open(5, `${root.slice(1)}/ro/a.txt`);
+      assert(typeof viaRoot === "object");
+      assertEquals(read(viaRoot.fd), "alpha");
+      g.w.fd_close!(viaRoot.fd);
       assertEquals(open(1, "a.txt"), Errno.NOTDIR);
       assertEquals(open(99, "a.txt"), Errno.BADF);
       assertEquals(open(3, "a.txt", 2), Errno.NOTDIR);
@@ -380,7 +390,7 @@ Deno.test("wasi - a narrower grant: only matching files are visible and readable
   const root = await tree();
   try {
     const preopens = preopensFromGrants({ read: [`${root}/ro/a.txt`], write: [] });
-    assertEquals(preopens.map((p) => p.guestPath), [`${root}/ro`]);
+    assertEquals(preopens.map((p) => p.guestPath), [`${root}/ro`, "/"]);
     const g = await guest({ preopens });
     const len = g.str(500, "a.txt");
     assertEquals(g.w.path_open!(3, 1, 500, len, 0, 2n, 0n, 0, 100), 0);

@@ -47,7 +47,10 @@ export function globDir(glob: string): string {
 
 /**
  * Preopens for a `files` grant: one per distinct literal directory of its globs (that
- * exists), `rw` when a write glob names it, each filtered by the grant's globs.
+ * exists), `rw` when a write glob names it, each filtered by the grant's globs, then `/`
+ * with the same globs. The root catches every other absolute path, so a path outside the
+ * grant gets `ENOTCAPABLE` from the host rather than a guest library's `ENOENT` for "no
+ * preopen", and a granted directory created later is still reachable.
  */
 export function preopensFromGrants(files: Grants["files"]): Preopen[] {
   const dirs = new Map<string, "ro" | "rw">();
@@ -62,8 +65,11 @@ export function preopensFromGrants(files: Grants["files"]): Preopen[] {
     } catch {
       continue; // a granted directory that does not exist is not preopened
     }
+    if (hostPath === "/") continue;
     out.push({ guestPath: dir, hostPath, mode, read: files.read, write: files.write });
   }
+  const mode = files.write.length > 0 ? "rw" : "ro";
+  out.push({ guestPath: "/", hostPath: "/", mode, read: files.read, write: files.write });
   return out;
 }
 
