@@ -1,10 +1,11 @@
 // Integration tests of the edge daemon (`machine-room run`) against a real nats-server.
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, errors, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { join } from "node:path";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
+import { startOperatorFleet } from "./helpers/operator_fleet.ts";
 import { ensureStreams } from "../provisioner/mod.ts";
 
 const dec = new TextDecoder();
@@ -409,4 +410,47 @@ Deno.test("daemon - a full spool drops lowest-priority oldest first and reports 
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+});
+
+Deno.test("daemon - commands answer with the node's own provisioned creds in operator mode; another node cannot send them", async () => {
+  await using fleet = await startOperatorFleet();
+  await using node = await fleet.startNode("lab", "n-1");
+  const nc = fleet.admin; // the vendor's tooling (mr-saas cmd) in the customer account
+  const pong = await waitFor(
+    () => request(nc, "mr.lab.n-1.cmd.ping").catch(() => null),
+    20_000,
+    "ping answered",
+  );
+  assertEquals(pong.pong, true);
+  assertEquals(pong.node, "n-1");
+  const health = await request(nc, "mr.lab.n-1.cmd.health");
+  assertEquals(health.status === "healthy" || health.status === "degraded", true);
+  assertEquals((health.nats as Record<string, unknown>).connected, true);
+  const facts = await request(nc, "mr.lab.n-1.cmd.facts");
+  assertEquals((facts.identity as Record<string, unknown>).node, "n-1");
+  const bad = await request(nc, "mr.lab.n-1.cmd.ping", "{not json");
+  assertEquals((bad.error as Record<string, unknown>).code, "bad_request");
+  const unknown = await request(nc, "mr.lab.n-1.cmd.reboot-now", "{}");
+  assertEquals((unknown.error as Record<string, unknown>).code, "unknown_command");
+  // the reply went out under the node's `resp` permission; the node's own events arrive
+  await waitFor(
+    async () =>
+      (await streamMessages(nc, "MR_EVENTS")).some((m) => m.subject === "mr.lab.n-1.ev.lifecycle"),
+    20_000,
+    "startup event",
+  );
+  // another node of the same site cannot command n-1 (publish refused by permissions)
+  const other = await (await fleet.provisionNode("lab", "n-2")).connect();
+  try {
+    let err: unknown = null;
+    await other.request("mr.lab.n-1.cmd.ping", "", { timeout: 3000 }).catch((e) => (err = e));
+    assert(err instanceof Error, "refused");
+    const cause = (err as Error).cause ?? err;
+    assert(cause instanceof errors.PermissionViolationError, `refused by permissions: ${cause}`);
+  } finally {
+    await other.close();
+  }
+  const still = await request(nc, "mr.lab.n-1.cmd.ping");
+  assertEquals(still.pong, true, "the daemon still answers");
+  assertEquals(await node.stop(), 0);
 });
