@@ -16,6 +16,7 @@ import { Kvm } from "@nats-io/kv";
 import type { DaemonContext, ElectionModule, GovernorModule } from "../daemon/types.ts";
 import type { HostServices } from "../host/services.ts";
 import { HostCallError } from "../plugins/host_functions.ts";
+import { AGENT_MIN_PRIORITY } from "../plugins/host/limits.ts";
 import { parseDuration } from "../util/duration.ts";
 
 const EVENT_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
@@ -45,7 +46,8 @@ export function createDaemonServices(ctx: DaemonContext): HostServices {
       }
       const id = await ctx.outbox.submit(input.subject, input.payload, {
         agent,
-        ...(input.priority !== undefined ? { priority: input.priority } : {}),
+        // agents never outrank lifecycle events (priority 1): clamped here too
+        priority: Math.max(AGENT_MIN_PRIORITY, input.priority ?? AGENT_MIN_PRIORITY),
         ...(ttlMs !== undefined ? { ttlMs } : {}),
       });
       return { id };

@@ -1,6 +1,7 @@
 /**
  * Structured JSON-lines logging. Every line is one JSON object on stderr with
- * `ts`, `level`, `msg` and the caller's fields. Secrets are redacted by key name
+ * `ts`, `level`, `msg` and the caller's fields; the core keys (`ts`, `level`, `msg`,
+ * `audit`) are always the logger's own, whatever the fields hold. Secrets are redacted by key name
  * and by shape (nkey seeds, JWT-looking creds) before anything is written.
  *
  * @module
@@ -101,14 +102,21 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const base = options.fields ?? {};
   const emit = (level: LogLevel, msg: string, fields?: LogFields, auditLine = false) => {
     if (LogLevels[level] < min) return;
+    const ts = now().toISOString();
     const line = redact({
-      ts: now().toISOString(),
+      ts,
       level,
       msg,
       ...(auditLine ? { audit: true } : {}),
       ...base,
       ...fields,
-    });
+    }) as Record<string, unknown>;
+    // the core keys are the logger's: no field (base or per line) may overwrite them
+    line.ts = ts;
+    line.level = level;
+    line.msg = redact(msg);
+    if (auditLine) line.audit = true;
+    else delete line.audit;
     write(JSON.stringify(line));
   };
   return {

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Grants } from "../desired/spec.ts";
+import { HOST_FUNCTION_TABLE } from "./host/table.ts";
 import { type ModuleInfo, SandboxError } from "./types.ts";
 import { KERNEL_FUNCTION_NAMES } from "./kernel/extism.ts";
 import { WASI_FUNCTIONS, WASI_MODULE } from "./wasi/preview1.ts";
@@ -23,24 +24,13 @@ export const AGENT_EXPORTS = [
   "mr_shutdown",
 ] as const;
 
-/** ABI v1 host functions and whether `grants` allows importing them. */
-export const HOST_FUNCTIONS: Record<string, (g: Grants) => boolean> = {
-  mr_log: () => true,
-  mr_facts: (g) => g.facts,
-  mr_event: (g) => g.events,
-  mr_submit: (g) => g.submit.length > 0,
-  mr_metric: (g) => g.metrics,
-  mr_state_get: () => true,
-  mr_state_put: () => true,
-  mr_kv_get: (g) => g.kv_read.length > 0,
-  mr_exec: (g) => g.exec.length > 0,
-  mr_http: (g) => g.http.length > 0,
-  mr_file_read: (g) => g.files.read.length > 0,
-  mr_file_write: (g) => g.files.write.length > 0,
-  mr_governor: (g) => g.governors.length > 0,
-  mr_is_leader: () => true,
-  mr_transition: () => true,
-};
+/**
+ * ABI v1 host functions and whether `grants` allows importing them (derived from the one
+ * description of each, host/table.ts).
+ */
+export const HOST_FUNCTIONS: Record<string, (g: Grants) => boolean> = Object.fromEntries(
+  HOST_FUNCTION_TABLE.map((f) => [f.name, (g: Grants) => f.allowed(g)]),
+);
 
 /** Extism kernel functions the runtime provides (`kernel/extism.ts`). */
 const KERNEL_FUNCTIONS = new Set(KERNEL_FUNCTION_NAMES);

@@ -10,7 +10,12 @@ import { join } from "node:path";
 import { grantsSchema, type Limits, limitsSchema } from "../desired/spec.ts";
 import type { Logger } from "../log/logger.ts";
 import { checkLoadable, compileModule, describeModule, sha256Hex } from "./abi.ts";
-import { type HostCallContext, runHostFunction } from "./host_functions.ts";
+import {
+  type HostCallContext,
+  pluginLog,
+  prepareHostContext,
+  runHostFunction,
+} from "./host_functions.ts";
 import { INIT_EXPORTS } from "./instrument.ts";
 import { type GuestSetup, guestSetup } from "./kernel/guest.ts";
 import { DEFAULT_WASI_LIMITS } from "./wasi/preview1.ts";
@@ -176,12 +181,12 @@ class SandboxImpl implements Sandbox {
       return;
     }
     const level = ["debug", "info", "warn", "error"].includes(m.level) ? m.level as "info" : "info";
-    // only the stream of WASI lines is taken from the plugin's fields
+    // the host owns the line (core keys; only the stream of WASI lines is taken from the
+    // plugin's fields) and the agent's rate limit
     const stream = m.fields?.["stream"];
-    this.logger[level](m.msg, {
-      agent: entry?.name,
-      ...(stream === "stdout" || stream === "stderr" ? { stream } : {}),
-    });
+    if (entry) {
+      pluginLog(entry.ctx, level, m.msg, undefined, stream === "stdout" || stream === "stderr" ? { stream } : undefined);
+    }
   }
 
   async #answerHost(
@@ -400,16 +405,12 @@ class SandboxImpl implements Sandbox {
       slot,
       loaded: false,
       op: null,
-      guest: guestSetup(
-        options.name,
-        grants,
-        options.config ?? null,
-        info.wasiFunctions.length > 0,
-        options.stdout ? "pass" : "log",
-      ),
-      fs: null,
-      ...(options.stdout ? { stdout: options.stdout } : {}),
-      ctx: {
+    // the host owns the line (core keys; only the stream of WASI lines is taken from the
+    // plugin's fields) and the agent's rate limit
+    const stream = m.fields?.["stream"];
+    if (entry) {
+      pluginLog(entry.ctx, level, m.msg, undefined, stream === "stdout" || stream === "stderr" ? { stream } : undefined);
+    }
         agent: options.name,
         grants,
         services: this.options.services,
@@ -417,7 +418,7 @@ class SandboxImpl implements Sandbox {
         state: this.state,
         signal: new AbortController().signal,
         deadline: 0,
-      },
+      }),
     };
     this.entries.set(entry.key, entry);
     try {

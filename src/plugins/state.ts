@@ -8,11 +8,26 @@
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 
+/** A per-agent quota on {@linkcode StateStore.put}. */
+export interface StateQuota {
+  maxKeys: number;
+  /** Over keys and values (UTF-8 bytes of the key and of the value's JSON). */
+  maxBytes: number;
+}
+
+/** A put refused because the agent's quota would be exceeded (`quota_exceeded`). */
+export class StateQuotaError extends Error {
+  override name = "StateQuotaError";
+  readonly code = "quota_exceeded";
+}
+
 /** Per-agent JSON values. */
 export interface StateStore {
   get(agent: string, key: string): unknown;
-  /** `null` deletes. */
-  put(agent: string, key: string, value: unknown): void;
+  /** `null` deletes. Throws {@linkcode StateQuotaError} when `quota` would be exceeded. */
+  put(agent: string, key: string, value: unknown, quota?: StateQuota): void;
+  /** Keys and bytes an agent uses. */
+  usage(agent: string): { keys: number; bytes: number };
   close(): void;
 }
 
@@ -32,14 +47,46 @@ export function openStateStore(stateDir: string): StateStore {
       "ON CONFLICT (agent, key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
   );
   const del = db.prepare("DELETE FROM agent_state WHERE agent = ? AND key = ?");
+  const usage = db.prepare(
+    "SELECT COUNT(*) AS n, COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) AS b FROM agent_state WHERE agent = ?",
+  );
+  const sizeOf = db.prepare(
+    "SELECT length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) AS b FROM agent_state WHERE agent = ? AND key = ?",
+  );
+  const enc = new TextEncoder();
   return {
     get(agent, key) {
       const row = sel.get(agent, key) as { value: string } | undefined;
       return row ? JSON.parse(row.value) : null;
     },
-    put(agent, key, value) {
-      if (value === null || value === undefined) del.run(agent, key);
-      else ups.run(agent, key, JSON.stringify(value), Date.now());
+    put(agent, key, value, quota) {
+      if (value === null || value === undefined) {
+        del.run(agent, key);
+        return;
+      }
+      const json = JSON.stringify(value);
+      if (quota) {
+        const u = usage.get(agent) as { n: number; b: number };
+        const old = sizeOf.get(agent, key) as { b: number } | undefined;
+        const keys = Number(u.n) + (old ? 0 : 1);
+        const bytes = Number(u.b) - Number(old?.b ?? 0) + enc.encode(key).length +
+          enc.encode(json).length;
+        if (keys > quota.maxKeys) {
+          throw new StateQuotaError(
+            `State quota exceeded: ${quota.maxKeys} keys per agent (delete keys with a null value)`,
+          );
+        }
+        if (bytes > quota.maxBytes) {
+          throw new StateQuotaError(
+            `State quota exceeded: ${bytes} bytes, more than ${quota.maxBytes} per agent`,
+          );
+        }
+      }
+      ups.run(agent, key, json, Date.now());
+    },
+    usage(agent) {
+      const u = usage.get(agent) as { n: number; b: number };
+      return { keys: Number(u.n), bytes: Number(u.b) };
     },
     close() {
       db.close();
