@@ -31,6 +31,8 @@ import type {
 import { createArtifactStore } from "../artifacts/mod.ts";
 import { type DesiredWatcher, startDesiredWatcher } from "../desired/watcher.ts";
 import type { Sandbox } from "../plugins/types.ts";
+import { agentLogFor } from "../plugins/host/log.ts";
+import type { Logger } from "../log/logger.ts";
 import type { NodeConfig } from "../config/schema.ts";
 import { createDaemonServices } from "./host_services.ts";
 import { AgentCallError } from "./errors.ts";
@@ -83,20 +85,31 @@ export function createAgentManager(opts: AgentManagerOptions): DaemonModule {
   let ctx: DaemonContext | null = null;
   let sandbox: Sandbox | null = null;
   let sandboxLoading: Promise<Sandbox> | null = null;
+  // agent log lines are rate-limited per agent (one AgentLog per sandbox logger)
+  let sandboxLogger: Logger | null = null;
   let watcher: DesiredWatcher | null = null;
   let runtime: AgentRuntime | null = null;
   let policy: PolicyWatch | null = null;
   const unsubs: (() => void)[] = [];
+
+  const logDropped = (names: string[]) => {
+    const log = sandboxLogger ? agentLogFor({ logger: sandboxLogger }) : null;
+    return {
+      total: log?.dropped() ?? 0,
+      by_agent: Object.fromEntries(names.map((n) => [n, log?.dropped(n) ?? 0])),
+    };
+  };
 
   const getSandbox = (): Promise<Sandbox> => {
     if (sandbox) return Promise.resolve(sandbox);
     sandboxLoading ??= (async () => {
       // loaded on first use: a daemon without agents never holds the sandbox in memory
       const { createSandbox } = await import("../plugins/mod.ts");
+      sandboxLogger = ctx!.logger.child({ component: "sandbox" });
       sandbox = await createSandbox({
         stateDir: join(ctx!.config.state_dir, "agents"),
         services: createDaemonServices(ctx!),
-        logger: ctx!.logger.child({ component: "sandbox" }),
+        logger: sandboxLogger,
       });
       return sandbox;
     })();
@@ -219,6 +232,7 @@ export function createAgentManager(opts: AgentManagerOptions): DaemonModule {
         agents,
         // sandbox host processes: pid, restarts (kills at a deadline/ceiling, crashes), RSS
         sandbox: sandbox?.processes() ?? [],
+        log_dropped: logDropped(agents.map((a) => String(a.name))),
       };
     },
     commands() {
