@@ -105,13 +105,15 @@ export function createAgentManager(opts: AgentManagerOptions): DaemonModule {
     sandboxLoading ??= (async () => {
       // loaded on first use: a daemon without agents never holds the sandbox in memory
       const { createSandbox } = await import("../plugins/mod.ts");
-      sandboxLogger = ctx!.logger.child({ component: "sandbox" });
-      sandbox = await createSandbox({
+      const logger = ctx!.logger.child({ component: "sandbox" });
+      sandboxLogger = logger;
+      const sb = await createSandbox({
         stateDir: join(ctx!.config.state_dir, "agents"),
         services: createDaemonServices(ctx!),
-        logger: sandboxLogger,
+        logger,
       });
-      return sandbox;
+      sandbox = sb;
+      return sb;
     })();
     return sandboxLoading;
   };
