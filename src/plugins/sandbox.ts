@@ -185,7 +185,13 @@ class SandboxImpl implements Sandbox {
     // plugin's fields) and the agent's rate limit
     const stream = m.fields?.["stream"];
     if (entry) {
-      pluginLog(entry.ctx, level, m.msg, undefined, stream === "stdout" || stream === "stderr" ? { stream } : undefined);
+      pluginLog(
+        entry.ctx,
+        level,
+        m.msg,
+        undefined,
+        stream === "stdout" || stream === "stderr" ? { stream } : undefined,
+      );
     }
   }
 
@@ -405,12 +411,16 @@ class SandboxImpl implements Sandbox {
       slot,
       loaded: false,
       op: null,
-    // the host owns the line (core keys; only the stream of WASI lines is taken from the
-    // plugin's fields) and the agent's rate limit
-    const stream = m.fields?.["stream"];
-    if (entry) {
-      pluginLog(entry.ctx, level, m.msg, undefined, stream === "stdout" || stream === "stderr" ? { stream } : undefined);
-    }
+      guest: guestSetup(
+        options.name,
+        grants,
+        options.config ?? null,
+        info.wasiFunctions.length > 0,
+        options.stdout ? "pass" : "log",
+      ),
+      fs: null,
+      ...(options.stdout ? { stdout: options.stdout } : {}),
+      ctx: prepareHostContext({
         agent: options.name,
         grants,
         services: this.options.services,
