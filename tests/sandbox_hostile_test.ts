@@ -85,8 +85,9 @@ Deno.test("hostile - host-reply floods stop with memory_limit or the host-call c
   // a granted ~1 MB file: the first reply alone does not fit beside linear memory
   const e1 = await stop(p.call("read_loop", JSON.stringify({ path: file })), "memory_limit");
   assert(e1.message.includes("mr_file_read"), e1.message);
-  // a 400 KB state value read in a loop: memory_mb after a couple of replies
-  const big = JSON.stringify({ key: "k", value: "y".repeat(400_000) });
+  // a 60 KB state value (under mr_state_put's 64 KiB limit) read in a loop: memory_mb
+  // after a few replies
+  const big = JSON.stringify({ key: "k", value: "y".repeat(60_000) });
   assertEquals(text(await p.call("put", big)), "");
   await stop(p.call("get_loop", JSON.stringify({ key: "k" })), "memory_limit");
   // freeing each reply does not give its budget back
