@@ -7,7 +7,7 @@
  *
  * Every process appends through one file lock (`audit.lock`) and re-reads the log's tail
  * under it, so `serve` and CLI commands interleave into one chain. A failed append fails
- * only itself.
+ * only itself; a failure to publish the head (below) does not fail the append.
  *
  * Truncation: a process holding the records (records.ts) publishes the head (`seq`,
  * `hash`) to `MR_PROV_AUDIT` under the same lock; `verify` compares the log with it, so a
@@ -114,6 +114,8 @@ async function tailHead(f: Deno.FsFile, size: number, want: number): Promise<Aud
 export interface AuditOptions {
   /** Publish the new head to these records (truncation anchor). */
   anchor?: Records;
+  /** Told when publishing the head failed (the record itself is written). */
+  onAnchorError?: (err: unknown) => void;
   /** @default {Date.now} */
   now?: () => number;
 }
@@ -147,8 +149,11 @@ export function audit(
         mode: 0o600,
       });
       if (options.anchor) {
-        // under the lock: heads are published in order, so a plain put keeps it monotonic
-        await options.anchor.put("audit", "head", { seq: body.seq, hash } satisfies AuditHead);
+        // under the lock: heads are published in order, so a plain put keeps it monotonic.
+        // The record is written: a NATS hiccup must not fail the decision it records, and
+        // the next connected append anchors the head again.
+        await options.anchor.put("audit", "head", { seq: body.seq, hash } satisfies AuditHead)
+          .catch((err) => options.onAnchorError?.(err));
       }
     } finally {
       await lock.unlock().catch(() => {});

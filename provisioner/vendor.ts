@@ -70,6 +70,8 @@ export async function vendorConnect(home: string, server?: string): Promise<Nats
     servers: url.split(","),
     name: "mr-saas-vendor",
     timeout: 5000,
+    // a long-running `serve` rides out a NATS restart instead of losing its records
+    maxReconnectAttempts: -1,
     authenticator: credsAuthenticator(fmtCreds(jwt, user)),
   });
 }

@@ -106,12 +106,23 @@ Deno.test("audit - serve and CLI commands interleave into one chain; edits, reco
     // restored: verifies again, and appends continue the chain
     await Deno.writeTextFile(log, original);
     await using records = await openRecords(home, srv.url);
-    // an append that fails (here: its anchor is closed) fails only itself
+    // an append that fails (here: the log is a directory for a moment) fails only itself
+    await Deno.rename(log, `${log}.away`);
+    await Deno.mkdir(log);
+    let failed = false;
+    await audit(home, { event: "test.fail" }).catch(() => failed = true);
+    assert(failed, "the append failed");
+    await Deno.remove(log);
+    await Deno.rename(`${log}.away`, log);
+    // a head that cannot be published does not fail the append
     const closed = await openRecords(home, srv.url);
     await closed.close();
-    let failed = false;
-    await audit(home, { event: "test.fail" }, { anchor: closed }).catch(() => failed = true);
-    assert(failed, "the append with a closed anchor failed");
+    const anchorErrors: unknown[] = [];
+    await audit(home, { event: "test.unanchored" }, {
+      anchor: closed,
+      onAnchorError: (e) => anchorErrors.push(e),
+    });
+    assertEquals(anchorErrors.length, 1);
     await audit(home, { event: "test.after" }, { anchor: records });
     const after = await verifyAudit(home, { records });
     assertEquals(after.badLine, 0, after.reason);
