@@ -11,10 +11,21 @@ import { createLogger } from "../log/logger.ts";
 import { FakeClock } from "../util/clock.ts";
 import { createAgentRuntime } from "./runtime.ts";
 
-const flush = async () => {
-  for (let i = 0; i < 100; i++) await Promise.resolve();
-  await new Promise((r) => setTimeout(r, 20));
-};
+/** Retries `check` (assertions) until it passes; running.json is written asynchronously. */
+async function eventually(check: () => Promise<void> | void, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+const readRunning = async (dir: string) =>
+  JSON.parse(await Deno.readTextFile(join(dir, "agents", "running.json")));
 
 function fakeSandbox(calls: string[]): Pick<Sandbox, "load"> {
   return {
@@ -111,16 +122,15 @@ Deno.test("runtime - match and leader_only select agents; a leadership change st
     ]),
     "spec",
   );
-  await flush();
-  assertEquals(t.rt.list().map((a) => [a.name, a.state]), [["all", "running"]]);
+  await eventually(() =>
+    assertEquals(t.rt.list().map((a) => [a.name, a.state]), [["all", "running"]])
+  );
   t.setLeader(true);
   t.rt.apply(null, "leadership");
-  await flush();
-  assertEquals(t.rt.supervisor("lead")?.state, "running");
+  await eventually(() => assertEquals(t.rt.supervisor("lead")?.state, "running"));
   t.setLeader(false);
   t.rt.apply(null, "leadership");
-  await flush();
-  assertEquals(t.rt.supervisor("lead")?.state, "stopped");
+  await eventually(() => assertEquals(t.rt.supervisor("lead")?.state, "stopped"));
   assertEquals(t.names("lead").at(-1), "stopped");
   assertEquals(t.rt.list().find((a) => a.name === "all")!.origin?.signer, "AKEY");
 });
@@ -129,15 +139,18 @@ Deno.test("runtime - an agent gone from the spec is removed; its module stays in
   await using t = await setup();
   const b = spec("b", { wasm: { sha256: hex("b"), size: 1, url: "s3://b/b.wasm" } });
   t.rt.apply(effective([spec("a"), b]), "spec");
-  await flush();
+  await eventually(() => assertEquals(t.rt.supervisor("b")?.state, "running"));
   t.rt.apply(effective([spec("a")], 2), "spec");
-  await flush();
-  assertEquals(t.names("b"), ["started", "removed"]);
+  await eventually(() => assertEquals(t.names("b"), ["started", "removed"]));
   assert(t.calls.includes("b:mr_shutdown"));
-  assert(t.kept.at(-1)!.has(hex("b")), "the removed agent's module is kept for a rollback");
-  const running = JSON.parse(await Deno.readTextFile(join(t.dir, "agents", "running.json")));
-  assertEquals(Object.keys(running.agents), ["a"]);
-  assertEquals(running.history.b, [hex("b")]);
+  await eventually(() =>
+    assert(t.kept.at(-1)?.has(hex("b")), "the removed agent's module is kept for a rollback")
+  );
+  await eventually(async () => {
+    const running = await readRunning(t.dir);
+    assertEquals(Object.keys(running.agents), ["a"]);
+    assertEquals(running.history.b, [hex("b")]);
+  });
 });
 
 Deno.test("runtime - builtin:<name>: the hash is checked, an unknown name is refused", async () => {
@@ -153,13 +166,14 @@ Deno.test("runtime - builtin:<name>: the hash is checked, an unknown name is ref
     ]),
     "spec",
   );
-  await flush();
   const code = (agent: string) =>
     t.events.find((e) => e.agent === agent && e.event === "rejected")?.data.code;
-  assertEquals(t.rt.supervisor("ok")?.state, "running");
-  assertEquals(code("forged"), "hash_mismatch");
-  assertEquals(code("short"), "size_mismatch");
-  assertEquals(code("missing"), "not_found");
+  await eventually(() => {
+    assertEquals(t.rt.supervisor("ok")?.state, "running");
+    assertEquals(code("forged"), "hash_mismatch");
+    assertEquals(code("short"), "size_mismatch");
+    assertEquals(code("missing"), "not_found");
+  });
 });
 
 Deno.test("runtime - a corrupt running.json is reported and ignored; the desired state still runs", async () => {
@@ -172,9 +186,10 @@ Deno.test("runtime - a corrupt running.json is reported and ignored; the desired
   await t.rt.restore();
   assertEquals(t.rt.list(), []);
   t.rt.apply(effective([spec("a")]), "spec");
-  await flush();
-  assertEquals(t.rt.supervisor("a")?.state, "running");
-  const running = JSON.parse(await Deno.readTextFile(join(t.dir, "agents", "running.json")));
-  assertEquals(running.version, 1);
-  assertEquals(Object.keys(running.agents), ["a"]);
+  await eventually(() => assertEquals(t.rt.supervisor("a")?.state, "running"));
+  await eventually(async () => {
+    const running = await readRunning(t.dir);
+    assertEquals(running.version, 1);
+    assertEquals(Object.keys(running.agents), ["a"]);
+  });
 });
