@@ -10,7 +10,7 @@ import { Kvm } from "@nats-io/kv";
 import { startNatsServer } from "../tests/helpers/nats_server.ts";
 import { ensureStreams } from "../provisioner/mod.ts";
 import { createElection, type Election } from "../src/election/mod.ts";
-import { createGovernorClient } from "../src/governor/mod.ts";
+import { createGovernorClient, startGovernorMediator } from "../src/governor/mod.ts";
 import { silentLogger } from "../src/log/logger.ts";
 
 const pct = (xs: number[], p: number) => {
@@ -73,7 +73,9 @@ const MB = 1024 * 1024;
 {
   await using srv = await startNatsServer();
   const nc = await connect({ servers: srv.url });
-  const gov = createGovernorClient(nc);
+  // releases go through the mediator, as for a provisioned node (`mr-saas serve` runs it)
+  const mediator = await startGovernorMediator(await connect({ servers: srv.url }));
+  const gov = createGovernorClient(nc, { holder: { site: "bench", node: "b" } });
   await gov.ensure("bench", 1);
   const acq: number[] = [];
   const rel: number[] = [];
@@ -89,6 +91,7 @@ const MB = 1024 * 1024;
       rel.push(c - b);
     }
   }
+  await mediator.stop();
   await nc.close();
   console.log(
     `fleet: governor acquire p50 ${ms(pct(acq, 50))} p99 ${ms(pct(acq, 99))}; release p50 ${
@@ -179,7 +182,8 @@ addEventListener("unload", () => {
   } catch { /* gone */ }
 });
 const benchNc = await connect({ servers: srv.url });
-const benchGov = createGovernorClient(benchNc);
+await startGovernorMediator(benchNc);
+const benchGov = createGovernorClient(benchNc, { holder: { site: "bench", node: "b" } });
 await benchGov.ensure("deno-bench", 1);
 
 Deno.bench("governor - acquire + release (uncontended)", { n: 200, warmup: 20 }, async () => {

@@ -154,6 +154,29 @@ export function registerFleetCommands(program: Command): void {
       const r = await createGovernorClient(nc).ensure(name, capacity, leaseMs);
       console.log(`governor ${name}: ${r} (capacity ${capacity}, lease ${o.lease})`);
     });
+  governor.command("evict")
+    .description("free a holder's slot now (the holder's node reports governor.v1.evict)")
+    .argument("<name>", "governor name")
+    .argument("<site.node>", "the holder")
+    .option("--json", "print JSON")
+    .action(async (name: string, holder: string, o: { json?: boolean }, cmd: Command) => {
+      const [site, node, ...rest] = holder.split(".");
+      if (!site || !node || rest.length || !isId(site) || !isId(node)) {
+        throw new UsageError(`holder must be <site>.<node>, got "${holder}"`);
+      }
+      await using nc = await saasConnect(cmd);
+      const gov = createGovernorClient(nc);
+      const h = (await gov.holders(name)).find((x) => x.holder === `${site}.${node}`);
+      const evicted = h ? await gov.release({ name, seq: h.seq }) : false;
+      if (o.json) {
+        console.log(JSON.stringify({ governor: name, holder, evicted, seq: h?.seq ?? null }));
+      } else {console.log(
+          evicted
+            ? `evicted ${holder} from ${name} (seq ${h!.seq})`
+            : `${holder} holds no slot of ${name}`,
+        );}
+      if (!evicted) Deno.exitCode = 1;
+    });
   governor.command("view")
     .description("capacity and current holders of a governor")
     .argument("<name>", "governor name")
@@ -169,7 +192,9 @@ export function registerFleetCommands(program: Command): void {
         `governor ${name}: ${holders.length}/${info.capacity} held, lease ${info.leaseMs} ms`,
       );
       for (const h of holders) {
-        console.log(`  ${h.owner} (seq ${h.seq}, since ${new Date(h.since).toISOString()})`);
+        console.log(
+          `  ${h.holder} ${h.owner} (seq ${h.seq}, since ${new Date(h.since).toISOString()})`,
+        );
       }
     });
 

@@ -179,6 +179,7 @@ export function createGovernorClient(
     throw err;
   }));
   const js = jetstream(nc, { timeout });
+  const leases = new Map<string, { leaseMs: number; until: number }>();
 
   /** Asks the mediator; `undefined` when none answers (or no holder identity). */
   const mediator = async <T>(op: MediatorOp, body: unknown): Promise<T | undefined> => {
@@ -302,11 +303,17 @@ export function createGovernorClient(
     let backoff = o.minBackoffMs ?? 100;
     const maxBackoff = o.maxBackoffMs ?? 2_000;
     let lease: number | null = null;
+    const cached = leases.get(name);
+    if (cached && cached.until > Date.now()) lease = cached.leaseMs;
     for (;;) {
       if (o.signal?.aborted) return null;
       const r = await publishSlot(name, o.owner, 0);
       if (typeof r === "number") {
-        lease ??= (await info(name).catch(() => null))?.leaseMs ?? leaseMs;
+        if (lease === null) {
+          // the governor's own lease (the vendor's), remembered for a minute
+          lease = (await info(name).catch(() => null))?.leaseMs ?? leaseMs;
+          leases.set(name, { leaseMs: lease, until: Date.now() + 60_000 });
+        }
         const now = Date.now();
         return {
           name,
