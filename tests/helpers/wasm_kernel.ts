@@ -1,7 +1,8 @@
 /**
  * Runs Extism-style modules under plain `WebAssembly` for instrumenter tests: a minimal
  * deterministic Extism kernel (handles, input, output), host functions that record their
- * calls and answer `{}`, and the runtime's `mr:sandbox.refill` with a countable budget.
+ * calls and answer `{}`, WASI functions that answer ENOSYS, and the runtime's
+ * `mr:sandbox.refill` with a countable budget.
  *
  * @module
  */
@@ -98,6 +99,14 @@ export async function runWithKernel(wasm: Uint8Array, chunk = 1 << 20): Promise<
       return store(enc.encode("{}"));
     },
   });
+  // WASI: every function answers ENOSYS (52), recorded like a host call; proc_exit throws
+  const wasi = new Proxy({}, {
+    get: (_t, fn: string) => (...args: unknown[]) => {
+      calls.push(`wasi.${fn} ${args.length}`);
+      if (fn === "proc_exit") throw new Error(`proc_exit(${args[0]})`);
+      return 52;
+    },
+  });
   const refill = () => {
     const c = Math.min(chunk, left);
     left -= c;
@@ -108,6 +117,7 @@ export async function runWithKernel(wasm: Uint8Array, chunk = 1 << 20): Promise<
     "extism:host/env": env,
     "extism:host/user": user,
     "mr:sandbox": { refill },
+    "wasi_snapshot_preview1": wasi,
   });
   const exports = instance.exports as Record<string, unknown>;
   return {
