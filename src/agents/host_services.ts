@@ -17,9 +17,22 @@ import type { DaemonContext, ElectionModule, GovernorModule } from "../daemon/ty
 import type { HostServices } from "../host/services.ts";
 import { HostCallError } from "../plugins/host_functions.ts";
 import { AGENT_MIN_PRIORITY } from "../plugins/host/limits.ts";
+import { SpoolFullError } from "../spool/mod.ts";
 import { parseDuration } from "../util/duration.ts";
 
 const EVENT_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+
+/** A spool refusal (full of higher-priority data) is `unavailable` for the agent. */
+async function spooled<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof SpoolFullError) {
+      throw new HostCallError("unavailable", err.message, { cause: err });
+    }
+    throw err;
+  }
+}
 
 /** Creates the services for one daemon. */
 export function createDaemonServices(ctx: DaemonContext): HostServices {
@@ -28,11 +41,11 @@ export function createDaemonServices(ctx: DaemonContext): HostServices {
       if (typeof input.type !== "string" || !EVENT_NAME.test(input.type)) {
         throw new HostCallError("invalid_input", `event type must match ${EVENT_NAME.source}`);
       }
-      const id = await ctx.outbox.event("agent", input.type, input.data ?? null, {
+      const id = await spooled(ctx.outbox.event("agent", input.type, input.data ?? null, {
         agent,
         type: `io.machineroom.agent.${agent}.${input.type}`,
         ...(input.subject ? { subject: input.subject } : {}),
-      });
+      }));
       return { id };
     },
     async submit(agent, input) {
@@ -44,23 +57,23 @@ export function createDaemonServices(ctx: DaemonContext): HostServices {
           throw new HostCallError("invalid_input", (err as Error).message);
         }
       }
-      const id = await ctx.outbox.submit(input.subject, input.payload, {
+      const id = await spooled(ctx.outbox.submit(input.subject, input.payload, {
         agent,
         // agents never outrank lifecycle events (priority 1): clamped here too
         priority: Math.max(AGENT_MIN_PRIORITY, input.priority ?? AGENT_MIN_PRIORITY),
         ...(ttlMs !== undefined ? { ttlMs } : {}),
-      });
+      }));
       return { id };
     },
     async metric(agent, input) {
-      await ctx.outbox.metric({ ...input, agent });
+      await spooled(ctx.outbox.metric({ ...input, agent }));
     },
     async transition(agent, input) {
-      const id = await ctx.outbox.event("agent", "transition", {
+      const id = await spooled(ctx.outbox.event("agent", "transition", {
         from: input.from,
         to: input.to,
         ...(input.reason ? { reason: input.reason } : {}),
-      }, { agent });
+      }, { agent }));
       return { id };
     },
     async kvGet(_agent, key) {

@@ -68,7 +68,7 @@ export const HOST_FUNCTION_TABLE: readonly HostFunction[] = [
       msg: z.unknown().optional(),
       fields: z.record(z.string(), z.unknown()).optional(),
     }),
-    inputDoc: '`{"level":"debug|info|warn|error","msg":"…","fields"?:{}}`',
+    inputDoc: '`{"level":"debug\\|info\\|warn\\|error","msg":"…","fields"?:{}}`',
     outputDoc: "`{}`",
     run(ctx, v) {
       maxBytes("mr_log fields", jsonBytes(v.fields ?? {}), L.MAX_LOG_FIELDS_BYTES);
@@ -150,7 +150,7 @@ export const HOST_FUNCTION_TABLE: readonly HostFunction[] = [
       kind: z.enum(["gauge", "counter"]).optional(),
       labels: z.record(z.string(), z.string()).optional(),
     }),
-    inputDoc: '`{"name":"probe_ms","value":12.5,"labels"?:{},"kind"?:"gauge|counter"}`',
+    inputDoc: '`{"name":"probe_ms","value":12.5,"labels"?:{},"kind"?:"gauge\\|counter"}`',
     outputDoc: "`{}`",
     async run(ctx, v) {
       const n = Object.keys(v.labels ?? {}).length;
