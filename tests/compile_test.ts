@@ -58,5 +58,21 @@ Deno.test({
     assertEquals(run.code, 0, new TextDecoder().decode(run.stderr));
     const info = JSON.parse(new TextDecoder().decode(run.stdout));
     assert(/^[0-9a-f]{64}$/.test(info.sha256));
+    // a call runs in the sandbox host process: the same binary's hidden __sandbox-host
+    const call = await new Deno.Command(bin, {
+      args: [
+        "plugin",
+        "run",
+        "builtin:threshold-check",
+        "--call",
+        "mr_describe",
+        "--grant",
+        '{"facts":true,"events":true}',
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(call.code, 0, new TextDecoder().decode(call.stderr));
+    assertEquals(JSON.parse(new TextDecoder().decode(call.stdout)).abi, 1);
   },
 });

@@ -5,7 +5,8 @@
  * @module
  */
 import type { Limits } from "../desired/spec.ts";
-import type { PluginEntry, SandboxImpl } from "./sandbox.ts";
+import type { PluginEntry } from "./pool.ts";
+import type { SandboxImpl } from "./sandbox.ts";
 import { type AgentPlugin, type CallStats, type ModuleInfo, PluginError } from "./types.ts";
 
 const encoder = new TextEncoder();

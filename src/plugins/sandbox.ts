@@ -7,111 +7,43 @@
  * @module
  */
 import { join } from "node:path";
-import { grantsSchema, type Limits, limitsSchema } from "../desired/spec.ts";
+import { grantsSchema, limitsSchema } from "../desired/spec.ts";
 import type { Logger } from "../log/logger.ts";
 import { checkLoadable, compileModule, describeModule, sha256Hex } from "./abi.ts";
-import {
-  type HostCallContext,
-  pluginLog,
-  prepareHostContext,
-  runHostFunction,
-} from "./host_functions.ts";
+import { pluginLog, prepareHostContext } from "./host_functions.ts";
 import { INIT_EXPORTS } from "./instrument.ts";
-import { type GuestSetup, guestSetup } from "./kernel/guest.ts";
+import { guestSetup } from "./kernel/guest.ts";
 import { DEFAULT_WASI_LIMITS } from "./wasi/preview1.ts";
-import { LocalFs, serveFs, WASI_FS_FN } from "./wasi/fs_ops.ts";
+import { LocalFs } from "./wasi/fs_ops.ts";
 import { INSTRUMENT_CACHE_DIR, instrumentCached } from "./instrument_cache.ts";
 import { planMemory } from "./module_limits.ts";
 import { PluginHandle } from "./plugin_handle.ts";
 import { type ExitCause, HostProcess, HostProcessExit } from "./process/host_process.ts";
-import type { CallLimits, FromHost, HostFailure } from "./protocol.ts";
+import type { FromHost } from "./protocol.ts";
+import { answerHost } from "./host_answer.ts";
+import { callLimits, type PluginEntry, Slot, STOP_OF, toError } from "./pool.ts";
+import { Quarantine, QUARANTINE_KILLS } from "./quarantine.ts";
 import { openStateStore, type StateStore } from "./state.ts";
 import {
   type AgentPlugin,
   type CallStats,
   type LoadOptions,
-  PluginError,
   type Sandbox,
   SandboxError,
   type SandboxOptions,
   type SandboxProcessInfo,
 } from "./types.ts";
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-/** Host-function calls one call may make (a stop with `fuel_exhausted` beyond). */
-export const HOST_CALLS_MAX = 10_000;
-/** Host-reply bytes one call may receive (a stop with `memory_limit` beyond). */
-export const HOST_REPLY_BYTES_MAX = 16 * 1024 * 1024;
-/** Kills of one agent (same module) within {@linkcode QUARANTINE_WINDOW_MS} that quarantine it. */
-export const QUARANTINE_KILLS = 3;
-/** Window over which kills are counted. */
-export const QUARANTINE_WINDOW_MS = 10 * 60_000;
 /** Deadline of a load (compile, instantiate, start function) at the least. */
 const LOAD_MIN_MS = 1_000;
 /** V8 old-space limit of a host process. */
 const HOST_HEAP_MB = 128;
 
-/** One loaded plugin, as the sandbox tracks it across process restarts. */
-export interface PluginEntry {
-  key: number;
-  name: string;
-  sha256: string;
-  ctx: HostCallContext;
-  /** Instrumented module, kept for reloads. */
-  bytes: Uint8Array;
-  hostFunctions: string[];
-  maxPages: number;
-  tableBytes: number;
-  limits: Limits;
-  slot: Slot;
-  /** Loaded in the slot's current process. */
-  loaded: boolean;
-  /** Deadline and abort of the operation in flight (host calls use them; abort is lazy). */
-  op: { deadline: number; abort: AbortController | null } | null;
-  /** Extism config and WASI setup sent with each load. */
-  guest: GuestSetup;
-  /** The guest's files (WASI), opened here under the grant; new with each load. */
-  fs: LocalFs | null;
-  /** WASI stdout lines go here instead of the log (`LoadOptions.stdout`). */
-  stdout?: (line: string) => void;
-}
-
-/** A place in the pool: its current process and the queue of operations on it. */
-class Slot {
-  proc: HostProcess | null = null;
-  starting: Promise<HostProcess> | null = null;
-  restarts = 0;
-  readonly entries = new Set<PluginEntry>();
-  #tail: Promise<unknown> = Promise.resolve();
-
-  /** Runs `fn` when the slot's previous operation has finished (a process runs one at a time). */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#tail.then(fn, fn);
-    this.#tail = run.catch(() => {});
-    return run;
-  }
-}
-
-function toError(f: HostFailure): Error {
-  if (f.code === "plugin_error") return new PluginError(f.message);
-  if (f.code === "internal") return new SandboxError("trap", f.message);
-  return new SandboxError(f.code, f.message);
-}
-
-const STOP_OF: Record<ExitCause, "timeout" | "memory_limit" | "trap"> = {
-  deadline: "timeout",
-  memory: "memory_limit",
-  crash: "trap",
-  closed: "trap",
-};
-
 class SandboxImpl implements Sandbox {
   readonly logger: Logger;
   readonly entries = new Map<number, PluginEntry>();
   readonly slots: Slot[] = [];
-  readonly #kills = new Map<string, { at: number[]; reason: SandboxError }>();
+  readonly #quarantine = new Quarantine();
   readonly #unmetered: Set<string>;
   #nextKey = 1;
   #state: StateStore | null = null;
@@ -145,7 +77,7 @@ class SandboxImpl implements Sandbox {
       watchMs: 50,
       startMs: 30_000,
     }, {
-      host: (m, input, p) => void this.#answerHost(m, input, p),
+      host: (m, input, p) => void answerHost(this.entries.get(m.key), m, input, p),
       log: (m) => this.#log(m),
       exit: (p, cause, detail) => this.#onExit(slot, p, cause, detail),
     });
@@ -154,7 +86,7 @@ class SandboxImpl implements Sandbox {
     await proc.ready;
     for (const e of slot.entries) e.loaded = false;
     for (const e of slot.entries) {
-      if (this.#quarantine(e)) continue;
+      if (this.#quarantine.check(e)) continue;
       await this.#loadEntry(proc, e).catch((err) =>
         this.logger.error("plugin reload failed", { agent: e.name, err: String(err) })
       );
@@ -195,56 +127,6 @@ class SandboxImpl implements Sandbox {
     }
   }
 
-  async #answerHost(
-    m: Extract<FromHost, { t: "host" }>,
-    input: Uint8Array,
-    proc: HostProcess,
-  ): Promise<void> {
-    const entry = this.entries.get(m.key);
-    const op = entry?.op;
-    if (!entry || !op) {
-      const msg = { error: { code: "unavailable", message: "Plugin is closed" } };
-      proc.send({ t: "reply", seq: m.seq }, encoder.encode(JSON.stringify(msg)));
-      return;
-    }
-    if (m.fn === WASI_FS_FN) {
-      // a WASI file operation: the grant-checked file access happens here, synchronously
-      const bytes = entry.fs
-        ? serveFs(entry.fs, input)
-        : encoder.encode(JSON.stringify({ error: { code: "capability_denied" } }));
-      if (bytes.length > m.replyMax) proc.send({ t: "reply", seq: m.seq, tooLarge: bytes.length });
-      else proc.send({ t: "reply", seq: m.seq }, bytes);
-      return;
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<null>((res) => {
-      timer = setTimeout(() => res(null), Math.max(0, op.deadline - Date.now()));
-    });
-    op.abort ??= new AbortController();
-    const ctx = { ...entry.ctx, deadline: op.deadline, signal: op.abort.signal };
-    const reply = await Promise.race([runHostFunction(ctx, m.fn, decoder.decode(input)), late]);
-    clearTimeout(timer);
-    if (reply === null) {
-      op.abort?.abort(); // stop the host work (e.g. a child process)
-      proc.send({ t: "reply", seq: m.seq, timeout: true });
-      return;
-    }
-    const bytes = encoder.encode(reply);
-    if (bytes.length > m.replyMax) proc.send({ t: "reply", seq: m.seq, tooLarge: bytes.length });
-    else proc.send({ t: "reply", seq: m.seq }, bytes);
-  }
-
-  #callLimits(limits: Limits, deadline: number): CallLimits {
-    return {
-      fuel: limits.fuel,
-      deadline,
-      memBytes: limits.memory_mb * 1024 * 1024,
-      outputMax: limits.output_max_bytes,
-      hostCallsMax: HOST_CALLS_MAX,
-      hostBytesMax: HOST_REPLY_BYTES_MAX,
-    };
-  }
-
   /** Runs `fn` as entry's operation in flight: a process exit becomes a stop for `entry`. */
   async #op<T>(entry: PluginEntry, deadline: number, what: string, fn: () => Promise<T>) {
     entry.op = { deadline, abort: null };
@@ -259,7 +141,13 @@ class SandboxImpl implements Sandbox {
           `the process was restarted`,
         { cause: err },
       );
-      this.#strike(entry, stop);
+      const kills = this.#quarantine.strike(entry, stop);
+      this.logger.warn("agent stopped by its sandbox process's end", {
+        agent: entry.name,
+        code: stop.code,
+        kills,
+        quarantined: kills >= QUARANTINE_KILLS,
+      });
       throw stop;
     } finally {
       entry.op?.abort?.abort();
@@ -281,7 +169,7 @@ class SandboxImpl implements Sandbox {
           hostFunctions: entry.hostFunctions,
           maxPages: entry.maxPages,
           tableBytes: entry.tableBytes,
-          limits: this.#callLimits(entry.limits, deadline),
+          limits: callLimits(entry.limits, deadline),
           guest: entry.guest,
         },
         entry.bytes,
@@ -305,41 +193,6 @@ class SandboxImpl implements Sandbox {
     );
   }
 
-  #killKey(entry: { name: string; sha256: string }): string {
-    return `${entry.name}\u0000${entry.sha256}`;
-  }
-
-  #strike(entry: PluginEntry, reason: SandboxError): void {
-    const k = this.#killKey(entry);
-    const rec = this.#kills.get(k) ?? { at: [], reason };
-    const now = Date.now();
-    rec.at = rec.at.filter((t) => now - t < QUARANTINE_WINDOW_MS);
-    rec.at.push(now);
-    rec.reason = reason;
-    this.#kills.set(k, rec);
-    this.logger.warn("agent stopped by its sandbox process's end", {
-      agent: entry.name,
-      code: reason.code,
-      kills: rec.at.length,
-      quarantined: rec.at.length >= QUARANTINE_KILLS,
-    });
-  }
-
-  /** The quarantine refusal for `entry` (module), or null. */
-  #quarantine(entry: { name: string; sha256: string }): SandboxError | null {
-    const rec = this.#kills.get(this.#killKey(entry));
-    if (!rec) return null;
-    const now = Date.now();
-    const recent = rec.at.filter((t) => now - t < QUARANTINE_WINDOW_MS);
-    if (recent.length < QUARANTINE_KILLS) return null;
-    return new SandboxError(
-      rec.reason.code,
-      `Agent "${entry.name}" is quarantined: its sandbox process was killed ${recent.length} ` +
-        `times in ${QUARANTINE_WINDOW_MS / 60_000} min (last: ${rec.reason.message})`,
-      { quarantined: true },
-    );
-  }
-
   /** Runs one call of `entry` on its slot. */
   call(
     entry: PluginEntry,
@@ -349,7 +202,7 @@ class SandboxImpl implements Sandbox {
     stats: (s: CallStats) => void,
   ): Promise<Uint8Array> {
     return entry.slot.exclusive(async () => {
-      const q = this.#quarantine(entry);
+      const q = this.#quarantine.check(entry);
       if (q) throw q;
       const proc = await this.#ensure(entry.slot);
       if (!entry.loaded) await this.#loadEntry(proc, entry);
@@ -360,7 +213,7 @@ class SandboxImpl implements Sandbox {
       try {
         return await this.#op(entry, deadline, `Call to "${fn}"`, async () => {
           const done = await proc.request(
-            { t: "call", key: entry.key, fn, limits: this.#callLimits(entry.limits, deadline) },
+            { t: "call", key: entry.key, fn, limits: callLimits(entry.limits, deadline) },
             input,
             deadline + this.graceMs,
           );
@@ -388,7 +241,7 @@ class SandboxImpl implements Sandbox {
     const module = await compileModule(wasm);
     const info = describeModule(module, await sha256Hex(wasm), wasm.length);
     checkLoadable(info, grants);
-    const q = this.#quarantine({ name: options.name, sha256: info.sha256 });
+    const q = this.#quarantine.check({ name: options.name, sha256: info.sha256 });
     if (q) throw q;
     const plan = planMemory(wasm, limits.memory_mb * 1024 * 1024);
     const unmetered = options.unmetered === true || this.#unmetered.has(options.name);
