@@ -146,6 +146,8 @@ async function daemonMemory(agents: number): Promise<string> {
     "site.site1",
     JSON.stringify(signSpec({
       version: 1,
+      customer: "acme",
+      target: "site.site1",
       agents: Array.from({ length: agents }, (_, i) => ({
         name: `small-${i}`,
         wasm,

@@ -89,6 +89,8 @@ Deno.test("sandbox daemon - an unstoppable agent is killed and quarantined; the 
       "site.site1",
       JSON.stringify(signSpec({
         version: 1,
+        customer: "acme",
+        target: "site.site1",
         agents: [
           {
             name: "innocent",
