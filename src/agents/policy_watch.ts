@@ -12,6 +12,9 @@ import type { SupervisorClock } from "./supervisor.ts";
 import type { TimerHandle } from "../util/clock.ts";
 import { type LoadedPolicy, parsePolicy, PolicyFileError } from "./policy.ts";
 
+/** A policy larger than this is refused (it is a short list of rules). */
+export const MAX_POLICY_BYTES = 1_048_576;
+
 /** Options of {@linkcode watchPolicy}. */
 export interface PolicyWatchOptions {
   path: string;
@@ -47,8 +50,15 @@ export async function watchPolicy(o: PolicyWatchOptions): Promise<PolicyWatch> {
 
   const read = async (): Promise<string | null> => {
     try {
+      const st = await Deno.stat(o.path);
+      if (st.size > MAX_POLICY_BYTES) {
+        throw new PolicyFileError(
+          `${o.path}: policy file is ${st.size} bytes, more than ${MAX_POLICY_BYTES}`,
+        );
+      }
       return await Deno.readTextFile(o.path);
     } catch (err) {
+      if (err instanceof PolicyFileError) throw err;
       if (err instanceof Deno.errors.NotFound) return null;
       throw new PolicyFileError(`${o.path}: ${(err as Error).message}`, { cause: err });
     }

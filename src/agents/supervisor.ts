@@ -130,6 +130,7 @@ export class AgentSupervisor {
   #retry: TimerHandle | undefined;
   #interval: TimerHandle | undefined;
   #backoff: Backoff;
+  #intervalQueued = false;
   #refused = new Map<string, { kind: "policy" | "refused"; why: string }>();
   #held: string | null = null;
   #restarts = 0;
@@ -538,7 +539,14 @@ export class AgentSupervisor {
     const tick = () => {
       this.#interval = this.#d.clock.setTimeout(() => {
         if (this.#state === "removing" || this.#state === "stopped" || !this.#current) return;
-        this.#enqueue(() => this.#reconcile("interval").then(() => {}));
+        // a call slower than the interval does not pile up queued calls behind it
+        if (!this.#intervalQueued) {
+          this.#intervalQueued = true;
+          this.#enqueue(() => {
+            this.#intervalQueued = false;
+            return this.#reconcile("interval").then(() => {});
+          });
+        }
         tick();
       }, every);
     };

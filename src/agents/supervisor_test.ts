@@ -409,3 +409,41 @@ Deno.test("supervisor - resume: a desired version that cannot run never replaces
   assertEquals(h.sup.running!.wasm.sha256, sha("a"));
   assertEquals(h.names(), ["started", "rejected"]);
 });
+
+Deno.test("supervisor - a removal during a download stops without loading; slow calls do not pile up", async () => {
+  const gate = deferred<Uint8Array>();
+  const h = harness({ fetch: () => gate.promise });
+  const start = h.sup.desire(spec("a"));
+  await flush();
+  assertEquals(h.sup.state, "downloading");
+  const removed = h.sup.remove("unpublished", "removed");
+  assertEquals(h.sup.state, "removing");
+  gate.resolve(new Uint8Array([0]));
+  await start;
+  await removed;
+  assertEquals(h.sup.state, "stopped");
+  assertEquals(h.plugins.length, 0, "never loaded");
+
+  const call = deferred<unknown>();
+  let slow = false;
+  const g = harness({
+    behave: { a: { reconcile: () => slow ? call.promise : Promise.resolve({}) } },
+  });
+  await g.sup.desire(spec("a"));
+  slow = true;
+  await g.clock.tickAsync(60_000); // six intervals pass while one call hangs
+  const before = g.calls.filter((c) => c === "a:mr_reconcile").length;
+  call.resolve({});
+  await g.sup.idle();
+  const after = g.calls.filter((c) => c === "a:mr_reconcile").length;
+  assert(after - before <= 1, `at most one queued interval call, saw ${after - before}`);
+});
+
+Deno.test("supervisor - a rollout swap passes waiting_governor → swapping → running", async () => {
+  const h = harness({ governor: { free: () => true }, rollout: {} });
+  const r = { rollout: { governor: "g", capacity: 1, max_failures: 1 } };
+  await h.sup.desire(spec("a", r));
+  h.states.length = 0;
+  await h.sup.desire(spec("b", r));
+  assertEquals(h.states, ["waiting_governor", "swapping", "running"]);
+});

@@ -31,3 +31,28 @@ Deno.test("spec - grants validate host:port and reject unknown capabilities", ()
   assertThrows(() => parseGrants({ http: ["api.example"] }), /http\.0/);
   assertThrows(() => parseGrants({ sudo: true }), /Invalid grants/);
 });
+
+Deno.test("spec - builtin:<name> URLs, rollout max_failures and removed lists are validated", () => {
+  const withUrl = (url: string) => ({
+    version: 1,
+    agents: [{ ...agent, wasm: { ...agent.wasm, url } }],
+  });
+  assertEquals(
+    parseSpec(withUrl("builtin:acme-keeper")).agents[0]!.wasm.url,
+    "builtin:acme-keeper",
+  );
+  for (const bad of ["builtin:", "builtin:../etc/passwd", "builtin:Acme", "file:///x.wasm"]) {
+    assertThrows(() => parseSpec(withUrl(bad)), /agents\.0\.wasm\.url/);
+  }
+  const roll = (max_failures: unknown) => ({
+    version: 1,
+    agents: [{ ...agent, rollout: { governor: "rollout", capacity: 2, max_failures } }],
+  });
+  assertEquals(parseSpec(roll(2)).agents[0]!.rollout!.max_failures, 2);
+  assertEquals(parseSpec(roll("25%")).agents[0]!.rollout!.auto_rollback, false);
+  for (const bad of [0, -1, 1.5, "0%", "150%", "x%", "2"]) {
+    assertThrows(() => parseSpec(roll(bad)), /agents\.0\.rollout\.max_failures/);
+  }
+  assertEquals(parseSpec({ version: 1, agents: [], removed: ["a"] }).removed, ["a"]);
+  assertThrows(() => parseSpec({ version: 1, agents: [], removed: ["../x"] }), /removed\.0/);
+});
