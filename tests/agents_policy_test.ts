@@ -137,10 +137,15 @@ Deno.test("agents - local policy: deny by name and hash, cap exec, live changes,
     const r0 = inputs("runner");
     await new Promise((r) => setTimeout(r, 1500));
     assertEquals(inputs("runner"), r0, "runner still refused");
-    const h = await node.health();
-    assertStringIncludes(
-      String((h?.modules as { agents: { policy: { error: string } } }).agents.policy.error),
-      policyFile,
+    // health.json is rewritten every 2 s
+    await waitFor(
+      async () =>
+        String(
+          ((await node.health())?.modules as { agents: { policy: { error: string } } })?.agents
+            .policy.error,
+        ).includes(policyFile),
+      20_000,
+      "policy error in health",
     );
 
     // machine-room agents --json: what runs, its hash, signer, grants and limits
