@@ -88,17 +88,24 @@ export function createEnroll(
     const { claims, jti } = await verifyToken(body.token, d.config.provisioner_key, now);
     onAuthenticated?.();
     const tk = tokenKey(jti);
-    const rec = await d.records.get<TokenRecord>("tokens", tk);
+    // the token's claims are signed, so they name the same customer and site as its record;
+    // the three reads go out at once
+    const nk = nodeKey(claims.customer, claims.site, body.node);
+    const [rec, revs, existing] = await Promise.all([
+      d.records.get<TokenRecord>("tokens", tk),
+      d.records.get<Record<string, number>>("revocations", claims.customer),
+      d.records.get<NodeRecord>("nodes", nk),
+    ]);
     if (!rec) throw new EnrollError(401, "unknown_token", "token not issued here");
     if (rec.revoked) throw new EnrollError(401, "revoked", "token revoked");
     const { customer, site } = rec;
-    const revs = await d.records.get<Record<string, number>>("revocations", customer);
+    if (customer !== claims.customer || site !== claims.site) {
+      throw new EnrollError(401, "unknown_token", "token does not match its record");
+    }
     if (revs?.["*"]) {
       throw new EnrollError(403, "account_revoked", `account "${customer}" is revoked`);
     }
     if (rec.uses >= rec.max_nodes) throw overused(rec);
-    const nk = nodeKey(customer, site, body.node);
-    const existing = await d.records.get<NodeRecord>("nodes", nk);
     if (existing && !existing.revoked && existing.current !== body.public_key) {
       throw nameTaken(site, body.node);
     }

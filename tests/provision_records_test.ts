@@ -168,6 +168,11 @@ Deno.test("provision records - token list/revoke, node revoke and account revoke
     assertEquals(list.code, 0, list.stderr);
     const [jti, customer, site, uses] = list.stdout.trim().split("\t");
     assertEquals([customer, site, uses], ["acme", "s1", "1/2"]);
+    const listJson = await saasCli(home, srv.url, ["token", "list", "--json"]);
+    assertEquals(
+      JSON.parse(listJson.stdout).map((t: { jti: string; uses: number }) => [t.jti, t.uses]),
+      [[jti, 1]],
+    );
     const nr = await saasCli(home, srv.url, ["node", "revoke", "s1.a"]);
     assertEquals(nr.code, 0, nr.stderr);
     assertEquals(JSON.parse(nr.stdout).users, [a.kp.getPublicKey()]);

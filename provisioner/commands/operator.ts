@@ -161,9 +161,14 @@ export function registerOperatorCommands(program: Command): void {
 
   token.command("list")
     .description("issued tokens: id, customer, site, uses, expiry, revoked")
-    .action(async (_o: unknown, cmd: Command) => {
-      const srv = server(cmd);
-      for (const t of await listTokens(home(cmd), srv ? { server: srv } : {})) {
+    .option("--json", "print the token records as JSON")
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const tokens = await listTokens(home(cmd), srvOpt(cmd));
+      if (o.json) {
+        console.log(JSON.stringify(tokens));
+        return;
+      }
+      for (const t of tokens) {
         console.log([
           t.jti,
           t.customer,
