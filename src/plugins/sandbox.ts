@@ -21,6 +21,7 @@ import { PluginHandle } from "./plugin_handle.ts";
 import { type ExitCause, HostProcess, HostProcessExit } from "./process/host_process.ts";
 import type { FromHost } from "./protocol.ts";
 import { answerHost } from "./host_answer.ts";
+export { HOST_CALLS_MAX, HOST_REPLY_BYTES_MAX } from "./pool.ts";
 import { callLimits, type PluginEntry, Slot, STOP_OF, toError } from "./pool.ts";
 import { Quarantine, QUARANTINE_KILLS } from "./quarantine.ts";
 import { openStateStore, type StateStore } from "./state.ts";
