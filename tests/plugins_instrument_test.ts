@@ -132,6 +132,21 @@ Deno.test("instrument - fuel is deterministic and grows with the work", async ()
   assertEquals(metered(small, "fib", 12)[1], metered(inst, "fib", 12)[1]);
 });
 
+Deno.test("instrument - call_indirect costs an import call only when a table can hold an import", async () => {
+  const wat = (target: string) =>
+    `(module (import "extism:host/env" "length" (func $len (param i64) (result i64)))
+      (type $t (func (param i64) (result i64))) (memory (export "memory") 1)
+      (func $own (param i64) (result i64) (local.get 0))
+      (table 1 funcref) (elem (i32.const 0) ${target})
+      (func (export "ind") (result i64) (call_indirect (type $t) (i64.const 0) (i32.const 0))))`;
+  const host = await runWithKernel(instrument(await compileWat(wat("$len"))));
+  const own = await runWithKernel(instrument(await compileWat(wat("$own"))));
+  const [, hostFuel] = metered(host, "ind");
+  const [, ownFuel] = metered(own, "ind");
+  assert(hostFuel >= 100, `through a table holding an import: ${hostFuel}`);
+  assert(ownFuel < 30, `through a table of module functions: ${ownFuel}`);
+});
+
 Deno.test("instrument - bulk operations are charged by length before they run", async () => {
   const inst = await runWithKernel(instrument(await compileWat("hostile_bulk")));
   inst.budget(1_000_000); // < 32 MiB / 16

@@ -5,7 +5,7 @@
 import { assert, assertEquals, assertNotEquals, assertRejects } from "@std/assert";
 import { join } from "node:path";
 import { grantsSchema, limitsSchema } from "../src/desired/spec.ts";
-import { INSTRUMENT_CACHE_DIR } from "../src/plugins/instrument_cache.ts";
+import { INSTRUMENT_CACHE_DIR, instrumentCached } from "../src/plugins/instrument_cache.ts";
 import { type AgentPlugin, SandboxError } from "../src/plugins/types.ts";
 import { compileWat, setupSandbox } from "./helpers/wat.ts";
 
@@ -140,4 +140,23 @@ Deno.test("metering - instrumented modules are cached in the state dir (0600) an
   const after = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
   assertEquals(after.length, 2);
   assertNotEquals(after[0], after[1]);
+});
+
+Deno.test("metering - the instrument cache keeps its newest entries only", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mr-icache-" });
+  try {
+    const wasm = await compileWat("differential");
+    for (const maxPages of [2, 3, 4, 5]) {
+      await instrumentCached(wasm, { maxPages }, dir, 2);
+      await new Promise((r) => setTimeout(r, 20)); // distinct mtimes
+    }
+    assertEquals([...Deno.readDirSync(dir)].length, 2);
+    // the newest (maxPages 5) is still served from the cache: its file is not rewritten
+    const names = [...Deno.readDirSync(dir)].map((e) => join(dir, e.name));
+    const before = names.map((n) => Deno.statSync(n).mtime?.getTime());
+    await instrumentCached(wasm, { maxPages: 5 }, dir, 2);
+    assertEquals(names.map((n) => Deno.statSync(n).mtime?.getTime()), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

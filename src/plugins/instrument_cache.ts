@@ -3,7 +3,8 @@
  * version and the caps, so loading the same module again skips the rewrite.
  *
  * Layout: `<dir>/<module sha256>-<key>.wasm`, mode 0600 in a 0700 directory, written
- * atomically (temp file + rename; not fsynced: a lost entry is rebuilt). Each file starts
+ * atomically (temp file + rename; not fsynced: a lost entry is rebuilt); at most
+ * {@linkcode INSTRUMENT_CACHE_MAX_ENTRIES} entries, the oldest written removed first. Each file starts
  * with the sha256 of the instrumented bytes that follow; an entry whose digest does not
  * match (torn, tampered) is ignored and rewritten.
  *
@@ -16,6 +17,8 @@ import { INSTRUMENTER_VERSION, instrumentModule, type InstrumentOptions } from "
 
 /** Subdirectory of the state directory holding the cache. */
 export const INSTRUMENT_CACHE_DIR = "instrument-cache";
+/** Entries kept; beyond it the least recently written are removed (module upgrades pile up). */
+export const INSTRUMENT_CACHE_MAX_ENTRIES = 128;
 
 async function digest(bytes: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
@@ -51,6 +54,7 @@ export async function instrumentCached(
   wasm: Uint8Array,
   options: InstrumentOptions,
   dir: string,
+  maxEntries: number = INSTRUMENT_CACHE_MAX_ENTRIES,
 ): Promise<Uint8Array> {
   const path = await cachePath(dir, wasm, options);
   try {
@@ -67,8 +71,24 @@ export async function instrumentCached(
     file.set(await digest(out), 0);
     file.set(out, 32);
     await atomicWrite(path, file, { mode: 0o600, sync: false });
+    await prune(dir, maxEntries);
   } catch {
     // a read-only or full state dir: the module still loads, only uncached
   }
   return out;
+}
+
+async function prune(dir: string, maxEntries: number): Promise<void> {
+  const entries: { path: string; mtime: number }[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.isFile || !e.name.endsWith(".wasm") || e.name.startsWith(".")) continue;
+    const path = join(dir, e.name);
+    const st = await Deno.stat(path).catch(() => null);
+    if (st) entries.push({ path, mtime: st.mtime?.getTime() ?? 0 });
+  }
+  if (entries.length <= maxEntries) return;
+  entries.sort((a, b) => a.mtime - b.mtime);
+  for (const e of entries.slice(0, entries.length - maxEntries)) {
+    await Deno.remove(e.path).catch(() => {});
+  }
 }

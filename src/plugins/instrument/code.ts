@@ -42,6 +42,11 @@ export interface CodeContext {
   refuel: number;
   /** Parameter count of each type (for `loop` block types). */
   typeParams: number[];
+  /**
+   * Cost of `call_indirect`: that of an import call when a table can hold an imported
+   * (host) function, since such a call costs ~100× a plain one.
+   */
+  indirectCallCost: number;
 }
 
 /**
@@ -56,7 +61,8 @@ const MAX_LOCALS = 50_000;
 const d: Decoded = { kind: Kind.Plain, imm: 0, cost: 0 };
 
 /** Static costs of the metered blocks of a body, in the order the rewriter meets their starts. */
-function blockCosts(src: Uint8Array, codeStart: number, end: number, imported: number): number[] {
+function blockCosts(src: Uint8Array, codeStart: number, end: number, ctx: CodeContext): number[] {
+  const imported = ctx.importedFuncs;
   const r = new Reader(src, codeStart, end);
   const costs: number[] = [];
   let cur = 0;
@@ -64,6 +70,9 @@ function blockCosts(src: Uint8Array, codeStart: number, end: number, imported: n
   let depth = 0;
   for (;;) {
     decode(r, d, imported);
+    if (d.kind === Kind.CallIndirect || d.kind === Kind.ReturnCallIndirect) {
+      d.cost = ctx.indirectCallCost;
+    }
     switch (d.kind) {
       case Kind.Block:
         depth++;
@@ -135,7 +144,7 @@ export function rewriteBody(
     if (locals + 2 > MAX_LOCALS) r.fail(`Function has more than ${MAX_LOCALS - 2} locals`);
   }
   const codeStart = r.pos;
-  const costs = blockCosts(src, codeStart, end, ctx.importedFuncs);
+  const costs = blockCosts(src, codeStart, end, ctx);
   const FL = locals;
   const LEN = locals + 1;
   const G = ctx.fuelGlobal;

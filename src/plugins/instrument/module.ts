@@ -20,6 +20,7 @@
 import { FUEL_RESET, RC_GLOBAL } from "../protocol.ts";
 import { Reader, WasmFormatError, Writer } from "./bytes.ts";
 import { type CodeContext, rewriteBody } from "./code.ts";
+import { IMPORT_CALL_COST } from "./opcodes.ts";
 import {
   capLimits,
   count,
@@ -66,6 +67,14 @@ export function rewriteModule(wasm: Uint8Array, caps: Caps): Uint8Array {
     return ft;
   };
   const fn = (f: number) => (f < nImp ? f : f + 1);
+  // Functions a body may take a reference to (`ref.func`, tables) must be declared in an
+  // element segment, a global or an export: seeing those tells whether a table can hold
+  // an imported function (then call_indirect is charged like an import call).
+  let importRefs = imports.tables > 0;
+  const fnRef = (f: number) => {
+    if (f < nImp) importRefs = true;
+    return fn(f);
+  };
   for (const e of exports) {
     if (e.name.startsWith("__mr_")) {
       throw new WasmFormatError(`Module exports a reserved name: "${e.name}"`, 0);
@@ -160,7 +169,7 @@ export function rewriteModule(wasm: Uint8Array, caps: Caps): Uint8Array {
   { // globals
     const w = new Writer();
     const body = new Writer();
-    const n = rewriteGlobals(wasm, secs.get(6), body, fn);
+    const n = rewriteGlobals(wasm, secs.get(6), body, fnRef);
     w.u32(n + 3).bytes(body.buf, 0, body.len);
     for (let i = 0; i < 3; i++) w.byte(0x7f).byte(1).byte(0x41).byte(0).byte(0x0b);
     out.section(6, w);
@@ -174,7 +183,7 @@ export function rewriteModule(wasm: Uint8Array, caps: Caps): Uint8Array {
   }
   // start section dropped: the export wrappers run it
   const elements = secs.get(9);
-  if (elements) out.section(9, rewriteElements(wasm, elements, fn));
+  if (elements) out.section(9, rewriteElements(wasm, elements, fnRef));
   copySection(12);
 
   // code
@@ -193,6 +202,9 @@ export function rewriteModule(wasm: Uint8Array, caps: Caps): Uint8Array {
     fuelGlobal: G_FUEL,
     refuel: REFUEL,
     typeParams: types.map((t) => t.params),
+    indirectCallCost: importRefs || exports.some((e) => e.kind === 0 && e.index < nImp)
+      ? IMPORT_CALL_COST
+      : 6,
   };
   const hints = new Writer();
   let hinted = 0;

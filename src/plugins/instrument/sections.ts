@@ -77,6 +77,7 @@ export interface Imports {
   /** Type index of each imported function. */
   funcTypes: number[];
   globals: number;
+  tables: number;
 }
 
 function limits(r: Reader, what: string): { flags: number; min: number; max?: number } {
@@ -101,7 +102,7 @@ function tableType(r: Reader): { flags: number; min: number; max?: number } {
 
 /** Parses the import section; imported memories, tags and tables of typed refs are refused. */
 export function readImports(wasm: Uint8Array, s: Section | undefined): Imports {
-  const out: Imports = { funcTypes: [], globals: 0 };
+  const out: Imports = { funcTypes: [], globals: 0, tables: 0 };
   if (!s) return out;
   const r = new Reader(wasm, s.start, s.end);
   for (let n = r.u32(); n > 0; n--) {
@@ -110,8 +111,10 @@ export function readImports(wasm: Uint8Array, s: Section | undefined): Imports {
     const at = r.pos;
     const kind = r.byte();
     if (kind === 0) out.funcTypes.push(r.u32());
-    else if (kind === 1) tableType(r);
-    else if (kind === 2) throw new WasmFormatError(`Unsupported: imported memory "${name}"`, at);
+    else if (kind === 1) {
+      tableType(r);
+      out.tables++;
+    } else if (kind === 2) throw new WasmFormatError(`Unsupported: imported memory "${name}"`, at);
     else if (kind === 3) {
       valType(r);
       r.byte();
