@@ -40,7 +40,7 @@ import { createKvRolloutGate } from "./rollout.ts";
 import { type AgentRuntime, type AgentView, createAgentRuntime } from "./runtime.ts";
 import { checkPolicy } from "./policy.ts";
 import { type PolicyWatch, watchPolicy } from "./policy_watch.ts";
-import type { SupervisorClock } from "./supervisor.ts";
+import type { SupervisorClock, SupervisorState } from "./supervisor.ts";
 import { systemClock } from "../util/clock.ts";
 
 /** Options of {@linkcode createAgentManager}. */
@@ -56,12 +56,29 @@ export interface AgentManagerOptions {
   policyIntervalMs?: number;
 }
 
+/** The coarse status of the health contract (console, metrics) for a supervisor state. */
+export type AgentStatus = "starting" | "running" | "failed" | "rejected" | "stopped";
+
+const STATUS: Record<SupervisorState, AgentStatus> = {
+  idle: "starting",
+  downloading: "starting",
+  loading: "starting",
+  running: "running",
+  waiting_governor: "running",
+  swapping: "running",
+  backoff: "failed",
+  rejected: "rejected",
+  removing: "stopped",
+  stopped: "stopped",
+};
+
 /** The public view of one agent (`agents` command, `machine-room agents`). */
 export function agentView(a: AgentView): Record<string, unknown> {
   const spec = a.spec;
   return {
     name: a.name,
-    status: a.state,
+    status: STATUS[a.state],
+    state: a.state,
     sha256: spec?.wasm.sha256 ?? null,
     url: spec?.wasm.url ?? null,
     version: a.version ?? a.origin?.version ?? null,
@@ -219,7 +236,7 @@ export function createAgentManager(opts: AgentManagerOptions): DaemonModule {
     },
     health() {
       const agents = list();
-      const failing = agents.filter((a) => a.status === "backoff" || a.status === "rejected");
+      const failing = agents.filter((a) => a.status === "failed" || a.status === "rejected");
       const p = policy?.current();
       return {
         status: failing.length || policy?.error() ? "degraded" : "healthy",

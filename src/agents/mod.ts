@@ -25,7 +25,7 @@ export {
   isPermanentStartError,
   PolicyError,
 } from "./errors.ts";
-export type { AgentManagerOptions } from "./manager.ts";
+export type { AgentManagerOptions, AgentStatus } from "./manager.ts";
 export type { AgentRuntime, AgentRuntimeOptions, AgentView } from "./runtime.ts";
 export type {
   SupervisorClock,

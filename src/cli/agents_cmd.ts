@@ -16,6 +16,7 @@ import { defaultStateDir, resolveConfig } from "./daemon_cmd.ts";
 interface AgentRow {
   name: string;
   status: string;
+  state?: string;
   version: number | null;
   sha256: string | null;
   signer: string | null;
@@ -82,7 +83,7 @@ export function registerAgentsCommands(program: Command): void {
         out(
           [
             a.name.padEnd(20),
-            a.status.padEnd(16),
+            (a.state ?? a.status).padEnd(16),
             `v${a.version ?? "-"}`.padEnd(5),
             (a.sha256 ?? "-").slice(0, 12),
             `signer ${(a.signer ?? "-").slice(0, 12)}`,
