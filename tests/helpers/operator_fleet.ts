@@ -49,6 +49,8 @@ export interface OperatorFleetOptions {
   mediator?: boolean;
   /** Spec-signing public keys the nodes trust (written to the vendor home). */
   specKeys?: string[];
+  /** Extra nats-server config text (e.g. a `leafnodes { listen }` block). */
+  serverConfig?: string;
 }
 
 /** An enrolled node: its state dir, config and credentials. */
@@ -111,7 +113,9 @@ export async function startOperatorFleet(o: OperatorFleetOptions = {}): Promise<
       h.spec_keys = o.specKeys;
       await Deno.writeTextFile(p, JSON.stringify(h, null, 2));
     }
-    const server = await startNatsServer({ config: await operatorConfigLines(home) });
+    const server = await startNatsServer({
+      config: [await operatorConfigLines(home), o.serverConfig ?? ""].join("\n"),
+    });
     closers.push(() => server[Symbol.asyncDispose]());
     const conn = async (creds: string) => {
       const nc = await connect({
