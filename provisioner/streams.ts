@@ -12,7 +12,9 @@
  * | KV `MR_ELECTION` | key `site.<site>` | TTL = election TTL (60 s) |
  * | KV `MR_ROLLOUT` | keys `<site>.<node>.<agent>` (rollout outcomes) | history 5 |
  *
- * Every stream has a duplicate window of 2 minutes (`Nats-Msg-Id` de-duplication).
+ * Every stream has a duplicate window of 2 minutes (`Nats-Msg-Id` de-duplication). On a
+ * clustered server `replicas` (1, 3 or 5) copies each of them; docs/cluster.md says what
+ * each count survives.
  *
  * @module
  */
@@ -127,27 +129,41 @@ export async function ensureStreams(
     ["MR_ELECTION", { history: 1, ttl: o.electionTtlMs ?? 60_000 }],
     ["MR_ROLLOUT", { history: 5 }],
   ];
+  const replicas = o.replicas ?? 1;
   for (const [name, opts] of buckets) {
-    let existed = true;
+    let existing: Awaited<ReturnType<typeof jsm.streams.info>> | null = null;
     try {
-      await jsm.streams.info(`KV_${name}`);
+      existing = await jsm.streams.info(`KV_${name}`);
     } catch {
-      existed = false;
+      existing = null;
+    }
+    if (existing) {
+      // a bucket's stream is scaled like any stream (`mr-saas init --replicas 3` on an
+      // existing single-server setup that became a cluster), and gains direct gets
+      const want = {
+        num_replicas: replicas,
+        ...("allow_direct" in opts ? { allow_direct: true } : {}),
+      };
+      const cur = existing.config as unknown as Record<string, unknown>;
+      if (Object.entries(want).some(([k, v]) => cur[k] !== v)) {
+        await jsm.streams.update(`KV_${name}`, { ...existing.config, ...want });
+        result[name] = "updated";
+      } else result[name] = "unchanged";
+      continue;
     }
     await kvm.create(
       name,
       {
-        replicas: o.replicas ?? 1,
+        replicas,
         storage: o.storage === "memory" ? "memory" : "file",
         ...opts,
       } as Parameters<Kvm["create"]>[1],
     );
-    result[name] = existed ? "unchanged" : "created";
+    result[name] = "created";
     if ("allow_direct" in opts) {
       const si = await jsm.streams.info(`KV_${name}`);
       if (!si.config.allow_direct) {
         await jsm.streams.update(`KV_${name}`, { ...si.config, allow_direct: true });
-        result[name] = "updated";
       }
     }
   }

@@ -139,7 +139,16 @@ export function registerFleetCommands(program: Command): void {
     .argument("<name>", "governor name")
     .requiredOption("--capacity <n>", "slots")
     .option("--lease <duration>", "slot expiry when a holder dies", "10m")
-    .action(async (name: string, o: { capacity: string; lease: string }, cmd: Command) => {
+    .option("--replicas <n>", "copies of the governor's stream on a clustered server")
+    .action(async (
+      name: string,
+      o: { capacity: string; lease: string; replicas?: string },
+      cmd: Command,
+    ) => {
+      const replicas = o.replicas === undefined ? undefined : Number(o.replicas);
+      if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)) {
+        throw new UsageError(`--replicas must be an integer 1..5, got "${o.replicas}"`);
+      }
       const capacity = Number(o.capacity);
       if (!Number.isInteger(capacity) || capacity < 1) {
         throw new UsageError(`--capacity must be an integer ≥ 1, got "${o.capacity}"`);
@@ -151,7 +160,12 @@ export function registerFleetCommands(program: Command): void {
         throw new UsageError(`--lease: ${(err as Error).message}`);
       }
       await using nc = await saasConnect(cmd);
-      const r = await createGovernorClient(nc).ensure(name, capacity, leaseMs);
+      const r = await createGovernorClient(nc).ensure(
+        name,
+        capacity,
+        leaseMs,
+        replicas === undefined ? {} : { replicas },
+      );
       console.log(`governor ${name}: ${r} (capacity ${capacity}, lease ${o.lease})`);
     });
   governor.command("evict")

@@ -76,18 +76,34 @@ export function registerStreamCommands(program: Command): void {
     .option("--election-ttl <duration>", "TTL of the MR_ELECTION bucket (the leader lease)", "60s")
     .option("--events-max-age <duration>", "how long events and submissions are kept", "30d")
     .option("--metrics-max-age <duration>", "how long metric samples are kept", "7d")
+    .option(
+      "--replicas <n>",
+      "copies of every stream and bucket on a clustered server (1, 3 or 5; docs/cluster.md)",
+      "1",
+    )
     .option("--json", "print JSON")
     .action(
       async (
-        o: { electionTtl: string; eventsMaxAge: string; metricsMaxAge: string; json?: boolean },
+        o: {
+          electionTtl: string;
+          eventsMaxAge: string;
+          metricsMaxAge: string;
+          replicas: string;
+          json?: boolean;
+        },
         cmd: Command,
       ) => {
+        const replicas = Number(o.replicas);
+        if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
+          throw new UsageError(`--replicas must be an integer 1..5, got "${o.replicas}"`);
+        }
         let opts;
         try {
           opts = {
             electionTtlMs: parseDuration(o.electionTtl),
             eventsMaxAgeMs: parseDuration(o.eventsMaxAge),
             metricsMaxAgeMs: parseDuration(o.metricsMaxAge),
+            replicas,
           };
         } catch (err) {
           throw new UsageError((err as Error).message);

@@ -73,6 +73,12 @@ export interface DesiredWatcher {
 export interface DesiredWatcherOptions {
   ctx: DaemonContext;
   onSpec: (spec: EffectiveSpec) => void;
+  /**
+   * How often each key is also read directly (jittered). A push watch whose consumer lived
+   * on a clustered server that died can stall without an error; a read that finds a newer
+   * revision than the watch delivered applies it and re-creates the watch. @default {15000}
+   */
+  resyncMs?: number;
 }
 
 const dec = new TextDecoder();
@@ -121,6 +127,11 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
     }
     return null;
   };
+  /** The newest revision seen per key (watch or resync read). */
+  const seen: Record<string, number> = {};
+  const current: Record<string, { stop(): void } | null> = {};
+  const resyncMs = o.resyncMs ?? 15_000;
+  let resyncTimer: ReturnType<typeof setTimeout> | undefined;
 
   const compute = (source: EffectiveSpec["source"]): EffectiveSpec => {
     const byName = new Map<string, AgentSpec>();
@@ -269,12 +280,15 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
         const kv = await new Kvm(nc).open("MR_DESIRED");
         const iter = await kv.watch({ key });
         watches.push(iter);
+        current[key] = iter;
         delay = 500;
         for await (const e of iter) {
           if (stopped) break;
+          seen[key] = Math.max(seen[key] ?? 0, e.revision);
           if (e.operation !== "PUT") continue; // deletes are unsigned: ignored
           await onValue(key, e.value);
         }
+        current[key] = null;
       } catch (err) {
         if (stopped) return;
         log.warn("desired state watch failed; retrying", { key, error: (err as Error).message });
@@ -286,9 +300,38 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
   };
   for (const k of keys) watchLoop(k);
 
+  const resync = async () => {
+    const nc = ctx.natsNow();
+    if (!nc) return;
+    const kv = await new Kvm(nc).open("MR_DESIRED");
+    for (const key of keys) {
+      const e = await kv.get(key);
+      if (stopped || !e || e.revision <= (seen[key] ?? 0)) continue;
+      seen[key] = e.revision;
+      log.warn("desired state watch missed a change; re-creating it", {
+        key,
+        revision: e.revision,
+      });
+      if (e.operation === "PUT") await onValue(key, e.value);
+      try {
+        current[key]?.stop(); // the loop re-creates the watch
+      } catch { /* closed */ }
+    }
+  };
+  const scheduleResync = () => {
+    if (stopped) return;
+    resyncTimer = setTimeout(() => {
+      resync().catch((err) =>
+        log.debug("desired state resync failed", { error: (err as Error).message })
+      ).finally(scheduleResync);
+    }, jittered(resyncMs));
+  };
+  scheduleResync();
+
   return {
     stop() {
       stopped = true;
+      clearTimeout(resyncTimer);
       for (const w of watches) {
         try {
           w.stop();

@@ -20,6 +20,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import {
+  isClusterUnavailable,
   isJetStreamNotEnabled,
   isNoMessageFound,
   isNoResponders,
@@ -27,6 +28,7 @@ import {
   isStreamFull,
   isStreamNameInUse,
   isStreamNotFound,
+  isTimeout,
   isWrongLastSequence,
 } from "../nats/errors.ts";
 import {
@@ -124,12 +126,14 @@ export interface GovernorClient {
   /**
    * Creates governor `name` or updates its capacity/lease (vendor side: needs stream
    * permissions); returns what it did. Shrinking below the current holders is allowed: new
-   * acquisitions wait until enough leave.
+   * acquisitions wait until enough leave. `options.replicas` copies the stream on a
+   * clustered server (a new governor gets 1 by default, an existing one keeps its count).
    */
   ensure(
     name: string,
     capacity: number,
     leaseMs?: number,
+    options?: { replicas?: number },
   ): Promise<"created" | "updated" | "unchanged">;
 }
 
@@ -218,21 +222,31 @@ export function createGovernorClient(
     return r ? r.info : await directInfo(name);
   };
 
-  const ensure: GovernorClient["ensure"] = async (name, capacity, leaseMs = DEFAULT_LEASE_MS) => {
+  const ensure: GovernorClient["ensure"] = async (
+    name,
+    capacity,
+    leaseMs = DEFAULT_LEASE_MS,
+    options = {},
+  ) => {
     validateGovernorName(name);
     validateLimits(name, capacity, leaseMs);
     const m = await jsm();
-    const cfg = governorStreamConfig(name, capacity, leaseMs);
+    const cfg = governorStreamConfig(name, capacity, leaseMs, options.replicas);
     try {
       const si = await m.streams.info(cfg.name);
       const c = si.config;
       if (
         c.max_msgs === cfg.max_msgs && c.max_age === cfg.max_age && c.allow_direct &&
-        c.max_msgs_per_subject === 1 && c.subjects?.[0] === cfg.subjects![0]
+        c.max_msgs_per_subject === 1 && c.subjects?.[0] === cfg.subjects![0] &&
+        (options.replicas === undefined || c.num_replicas === options.replicas)
       ) {
         return "unchanged";
       }
-      await m.streams.update(cfg.name, { ...c, ...cfg });
+      await m.streams.update(cfg.name, {
+        ...c,
+        ...cfg,
+        num_replicas: options.replicas ?? c.num_replicas,
+      });
       return "updated";
     } catch (err) {
       if (!isStreamNotFound(err)) throw err;
@@ -286,6 +300,9 @@ export function createGovernorClient(
     } catch (err) {
       // discard new at max_msgs (10077), or this node already holds a slot (10071)
       if (isStreamFull(err) || isWrongLastSequence(err)) return "full";
+      // a clustered governor electing a new stream leader (its server died) answers
+      // nothing for a few seconds: wait like a full governor until the deadline
+      if (isTimeout(err) || isClusterUnavailable(err)) return "full";
       // no stream listens on the subject: nats.js reports "no responders"
       if (isStreamNotFound(err) || isNoResponders(err) || isJetStreamNotEnabled(err)) {
         return "missing";
@@ -298,8 +315,17 @@ export function createGovernorClient(
     validateGovernorName(name);
     if (!o.owner) throw new TypeError("Governor owner must not be empty");
     const leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
-    if (o.capacity !== undefined) await present(name, o.capacity, leaseMs);
     const deadline = Date.now() + (o.timeoutMs ?? 0);
+    for (let done = o.capacity === undefined; !done;) {
+      try {
+        await present(name, o.capacity!, leaseMs);
+        done = true;
+      } catch (err) {
+        // the stream info/create of a cluster that is electing a leader
+        if (!(isTimeout(err) || isClusterUnavailable(err)) || Date.now() >= deadline) throw err;
+        await sleep(jittered(500), o.signal);
+      }
+    }
     let backoff = o.minBackoffMs ?? 100;
     const maxBackoff = o.maxBackoffMs ?? 2_000;
     let lease: number | null = null;

@@ -93,6 +93,7 @@ export function governorStreamConfig(
   name: string,
   capacity: number,
   leaseMs: number,
+  replicas = 1,
 ): Partial<StreamConfig> & { name: string } {
   return {
     name: governorStream(name),
@@ -104,7 +105,7 @@ export function governorStreamConfig(
     max_msgs_per_subject: 1,
     max_msg_size: SLOT_MAX_BYTES,
     max_age: leaseMs * NS_PER_MS,
-    num_replicas: 1,
+    num_replicas: replicas,
     allow_direct: true,
     // slots carry no msg id; a short window keeps the server light
     duplicate_window: Math.min(leaseMs, 60_000) * NS_PER_MS,

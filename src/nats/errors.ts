@@ -20,6 +20,8 @@ export const JsCode = {
   ...JetStreamApiCodes,
   /** resource limits exceeded for account */
   AccountResourcesExceeded: 10002,
+  /** JetStream system temporarily unavailable (a cluster electing a meta or stream leader) */
+  ClusterNotAvailable: 10008,
   /** insufficient resources */
   InsufficientResources: 10023,
   /** insufficient memory resources available */
@@ -148,11 +150,16 @@ export function isStreamFull(err: unknown): boolean {
   );
 }
 
+/** A JetStream cluster electing a leader answers "temporarily unavailable" (10008). */
+export function isClusterUnavailable(err: unknown): boolean {
+  return hasJsCode(err, JsCode.ClusterNotAvailable);
+}
+
 /**
- * Transient: a timeout, a connection problem, "no responders" or "JetStream not enabled".
- * Retry later; never count toward parking or dropping.
+ * Transient: a timeout, a connection problem, "no responders", "JetStream not enabled" or
+ * a cluster electing a leader. Retry later; never count toward parking or dropping.
  */
 export function isTransient(err: unknown): boolean {
   return isTimeout(err) || isConnectionError(err) || isNoResponders(err) ||
-    isJetStreamNotEnabled(err);
+    isJetStreamNotEnabled(err) || isClusterUnavailable(err);
 }
