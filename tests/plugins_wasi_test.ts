@@ -118,6 +118,24 @@ Deno.test("wasi sandbox - load refuses an unknown WASI function by name; inspect
   );
   assertEquals((e as SandboxError).code, "invalid_module");
   assertMatch(e.message, /wasi_snapshot_preview1\.fd_frobnicate/);
+  for (
+    const [fixture, re] of [
+      ["wasi_badsig", /fd_write" imported as \(iIii>i\), preview 1 has \(iiii>i\)/],
+      ["wasi_nomem", /imports WASI but does not export its memory/],
+    ] as const
+  ) {
+    const e2 = await assertRejects(
+      async () =>
+        await t.sandbox.load(await compileWat(fixture), { name: "x", grants: noGrants, limits }),
+      SandboxError,
+    );
+    assertEquals((e2 as SandboxError).code, "invalid_module");
+    assertMatch(e2.message, re);
+  }
+  // every preview 1 function with its own signature passes
+  const all = await inspectModule(await compileWat("wasi_all"));
+  assertEquals(all.wasiFunctions.length, 46);
+  assertEquals(all.abiProblems.filter((p) => !p.startsWith("Module exports none of")), []);
   const info = await inspectModule(await compileWat("wasi_reactor"));
   assertEquals(info.abiProblems.filter((p) => !p.startsWith("Module exports none of")), []);
   assertEquals(info.wasiFunctions.sort(), [

@@ -411,3 +411,58 @@ Deno.test("wasi - a narrower grant: only matching files are visible and readable
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("wasi - the wasi_fs codec refuses malformed, unknown and out-of-grant requests without throwing", async () => {
+  const root = await tree();
+  try {
+    const local = new LocalFs(preopensFromGrants({ read: [`${root}/ro/**`], write: [] }), {
+      maxFileBytes: 1024,
+      maxOpenFds: 8,
+    }, () => {});
+    const reply = (b: Uint8Array) => {
+      const n = new DataView(b.buffer, b.byteOffset).getUint32(0, true);
+      return JSON.parse(dec.decode(b.subarray(4, 4 + n)));
+    };
+    const req = (header: unknown, data = new Uint8Array()) => {
+      const h = enc.encode(JSON.stringify(header));
+      const out = new Uint8Array(4 + h.length + data.length);
+      new DataView(out.buffer).setUint32(0, h.length, true);
+      out.set(h, 4);
+      out.set(data, 4 + h.length);
+      return reply(serveFs(local, out));
+    };
+    assertEquals(reply(serveFs(local, new Uint8Array([1, 2]))), { e: Errno.INVAL });
+    assertEquals(reply(serveFs(local, new Uint8Array([255, 255, 255, 0, 1]))), { e: Errno.INVAL });
+    assertEquals(reply(serveFs(local, enc.encode("\u0005\u0000\u0000\u0000{oops"))), {
+      e: Errno.INVAL,
+    });
+    assertEquals(req({ op: "closeAll", args: [] }), { e: Errno.NOSYS });
+    assertEquals(req({ op: "constructor", args: [] }), { e: Errno.NOSYS });
+    assertEquals(req({ op: "read", args: "x" }), { e: Errno.NOSYS });
+    assertEquals(req({ op: "read", args: [{}, "x", null] }), { e: Errno.BADF });
+    assertEquals(req({ op: "open", args: [3, true, "../../etc/passwd", 0, "2", 0] }), {
+      e: Errno.NOTCAPABLE,
+    });
+    assertEquals(req({ op: "open", args: [3, true, "a.txt", 0, "not a number", 0] }), {
+      e: Errno.IO,
+    });
+    const opened = req({ op: "open", args: [3, true, "a.txt", 0, "2", 0] });
+    const fd = opened.r.fd as number;
+    // a huge read is capped at maxFileBytes
+    const big = serveFs(
+      local,
+      (() => {
+        const h = enc.encode(JSON.stringify({ op: "read", args: [fd, 1e12, null] }));
+        const o = new Uint8Array(4 + h.length);
+        new DataView(o.buffer).setUint32(0, h.length, true);
+        o.set(h, 4);
+        return o;
+      })(),
+    );
+    assert(big.length < 2048, `reply of ${big.length} bytes`);
+    assertEquals(req({ op: "write", args: [fd, null, null] }, enc.encode("x")), { e: Errno.BADF });
+    local.closeAll();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -9,6 +9,7 @@ import { HOST_FUNCTION_TABLE } from "./host/table.ts";
 import { type ModuleInfo, SandboxError } from "./types.ts";
 import { KERNEL_FUNCTION_NAMES } from "./kernel/extism.ts";
 import { WASI_FUNCTIONS, WASI_MODULE } from "./wasi/preview1.ts";
+import { importSignatures, WASI_SIGNATURES } from "./wasi/signatures.ts";
 
 /** Import module of the host functions. */
 export const HOST_MODULE = "extism:host/user";
@@ -64,6 +65,8 @@ export function describeModule(
   module: WebAssembly.Module,
   sha256: string,
   size: number,
+  /** The module's bytes: with them, WASI import signatures are checked too. */
+  bytes?: Uint8Array,
 ): ModuleInfo {
   const exps = WebAssembly.Module.exports(module);
   const imps = WebAssembly.Module.imports(module);
@@ -87,6 +90,22 @@ export function describeModule(
       } else wasiFunctions.push(imp.name);
     } else {
       problems.push(`Import from unknown module: "${where}"`);
+    }
+  }
+  if (bytes && wasiFunctions.length > 0) {
+    let sigs: Map<string, string> | null = null;
+    try {
+      sigs = importSignatures(bytes, WASI_MODULE);
+    } catch {
+      // unreadable sections: compile already accepted the module, V8 checks the rest
+    }
+    for (const [name, sig] of sigs ?? []) {
+      const want = WASI_SIGNATURES[name];
+      if (want && sig !== want) {
+        problems.push(
+          `WASI function "${WASI_MODULE}.${name}" imported as (${sig}), preview 1 has (${want})`,
+        );
+      }
     }
   }
   const fnExports = exps.filter((e) => e.kind === "function").map((e) => e.name);
@@ -118,7 +137,7 @@ export function describeModule(
  */
 export async function inspectModule(bytes: Uint8Array): Promise<ModuleInfo> {
   const module = await compileModule(bytes);
-  return describeModule(module, await sha256Hex(bytes), bytes.length);
+  return describeModule(module, await sha256Hex(bytes), bytes.length, bytes);
 }
 
 /**

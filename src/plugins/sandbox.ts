@@ -240,7 +240,7 @@ class SandboxImpl implements Sandbox {
     const grants = grantsSchema.parse(options.grants ?? {});
     const limits = limitsSchema.parse(options.limits ?? {});
     const module = await compileModule(wasm);
-    const info = describeModule(module, await sha256Hex(wasm), wasm.length);
+    const info = describeModule(module, await sha256Hex(wasm), wasm.length, wasm);
     checkLoadable(info, grants);
     const q = this.#quarantine.check({ name: options.name, sha256: info.sha256 });
     if (q) throw q;
