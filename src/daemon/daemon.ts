@@ -316,6 +316,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       degrade(`oldest unsent message is ${Math.round(ss.oldestAgeMs / 1000)} s old`);
     }
     if (ss.dropped > 0) degrade(`${ss.dropped} spooled messages dropped (spool full)`);
+    if (ss.deadLettersDropped > 0) {
+      degrade(`${ss.deadLettersDropped} dead letters deleted (dead-letter table full)`);
+    }
     if (ss.deadLetters > 0) {
       degrade(`${ss.deadLetters} messages refused by JetStream, parked as dead letters`);
     }
