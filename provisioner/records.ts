@@ -19,6 +19,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import { vendorConnect } from "./vendor.ts";
+import { importFileRecords } from "./migrate.ts";
+
+export { nodeKey, tokenKey } from "./record_keys.ts";
 
 /** A provisioning token's record. */
 export interface TokenRecord {
@@ -186,21 +189,14 @@ export async function recordsOn(nc: NatsConnection, ownsConnection = false): Pro
 export async function openRecords(home: string, server?: string): Promise<Records> {
   const nc = await vendorConnect(home, server);
   try {
-    return await recordsOn(nc, true);
+    const r = await recordsOn(nc, true);
+    // a home from before the records moved to NATS: its files are imported once
+    await importFileRecords(home, r);
+    return r;
   } catch (err) {
     await nc.close().catch(() => {});
     throw err;
   }
-}
-
-/** The KV key of a token id (jti is base64: `+` is not a KV key character). */
-export function tokenKey(jti: string): string {
-  return jti.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/** The KV key of a node name. */
-export function nodeKey(customer: string, site: string, node: string): string {
-  return `${customer}.${site}.${node}`;
 }
 
 /** Where the records are: an open {@linkcode Records} or the NATS server to open them on. */
