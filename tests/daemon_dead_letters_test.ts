@@ -28,9 +28,9 @@ type Health = {
   replicator: { parked: number };
 };
 
-Deno.test("daemon - an oversized submission is parked, shown in health and spool dead-letters; the rest flows", async () => {
+Deno.test("daemon - an oversized submission is parked, shown in health and spool dead-letters; the rest flows, also across a server restart", async () => {
   await using srv = await startNatsServer({ config: "max_payload: 16384" });
-  const nc = await connect({ servers: srv.url });
+  const nc = await connect({ servers: srv.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
   try {
     await ensureStreams(nc);
     await using node = await startNode({ natsUrl: srv.url, node: "dl" });
@@ -101,6 +101,44 @@ Deno.test("daemon - an oversized submission is parked, shown in health and spool
       20_000,
       "healthy again",
     );
+    // a server restart mid-stream: nothing dropped, duplicated or parked
+    const { ulid } = await import("../src/util/ulid.ts");
+    const burst: string[] = [];
+    const drop = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const id = ulid();
+        burst.push(id);
+        await Deno.writeTextFile(
+          join(dir, "outbox", `${id}.json`),
+          JSON.stringify({ subject: "burst", payload: { i } }),
+        );
+      }
+    };
+    await drop(100);
+    await srv.stop();
+    await drop(100);
+    await new Promise((r) => setTimeout(r, 1500));
+    await srv.restart();
+    await waitFor(
+      async () => {
+        const got: string[] = await streamIds(nc, "MR_SUBMISSION").catch(() => []);
+        return burst.every((id) => got.includes(id));
+      },
+      40_000,
+      "every burst submission after the restart",
+    );
+    const stored = await streamIds(nc, "MR_SUBMISSION");
+    assertEquals(new Set(stored).size, stored.length, "no duplicates");
+    const final = await waitFor(
+      async () => {
+        const d = await node.health() as Health | null;
+        return d && d.spool.depth === 0 ? d : null;
+      },
+      20_000,
+      "drained",
+    );
+    assertEquals(final.spool.dead_letters, 0, "nothing transient was parked");
+    assertEquals(final.replicator.parked, 2);
     // the daemon is still running and serving
     const st = await cli(["status", "--state-dir", dir, "--json"]);
     assertEquals(st.code, 0);
