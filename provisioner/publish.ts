@@ -176,12 +176,14 @@ export async function publishAgent(o: PublishOptions): Promise<PublishResult> {
 export async function listPublished(
   nc: NatsConnection,
   key: string,
-): Promise<{ version: number; signer: string; agents: AgentSpec[] } | null> {
+): Promise<
+  { version: number; signer: string; agents: AgentSpec[]; removed: string[] } | null
+> {
   const kv = await new Kvm(nc).open("MR_DESIRED");
   const cur = await kv.get(key);
   if (!cur || cur.operation !== "PUT") return null;
   const env = cur.json<{ spec: string; key: string }>();
   const bytes = Uint8Array.from(atob(env.spec), (c) => c.charCodeAt(0));
   const doc = JSON.parse(new TextDecoder().decode(bytes));
-  return { version: doc.version, signer: env.key, agents: doc.agents };
+  return { version: doc.version, signer: env.key, agents: doc.agents, removed: doc.removed ?? [] };
 }

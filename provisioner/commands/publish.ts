@@ -337,5 +337,6 @@ export function registerPublishCommands(program: Command): void {
           `  ${a.name.padEnd(20)} ${a.wasm.sha256.slice(0, 12)}  ${a.wasm.size} B  ${a.wasm.url}`,
         );
       }
+      if (doc.removed.length) out(`  removed (unpublished): ${doc.removed.join(", ")}`);
     });
 }

@@ -177,7 +177,12 @@ export function createAgentRuntime(o: AgentRuntimeOptions): AgentRuntime {
       for (const [name, s] of sups) {
         if (want.has(name) || s.state === "stopped" || s.state === "removing") continue;
         if (named.has(name)) s.remove("not desired on this node", "stopped");
-        else s.remove("unpublished", "removed");
+        else {
+          // gone from the desired state: forgotten once stopped (its hashes stay in history)
+          s.remove("unpublished", "removed").then(() => {
+            if (sups.get(name) === s) sups.delete(name);
+          });
+        }
       }
       for (const [name, spec] of want) {
         const s = supervisor(name);

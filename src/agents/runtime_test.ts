@@ -142,6 +142,7 @@ Deno.test("runtime - an agent gone from the spec is removed; its module stays in
   await eventually(() => assertEquals(t.rt.supervisor("b")?.state, "running"));
   t.rt.apply(effective([spec("a")], 2), "spec");
   await eventually(() => assertEquals(t.names("b"), ["started", "removed"]));
+  await eventually(() => assertEquals(t.rt.list().map((a) => a.name), ["a"]));
   assert(t.calls.includes("b:mr_shutdown"));
   await eventually(() =>
     assert(t.kept.at(-1)?.has(hex("b")), "the removed agent's module is kept for a rollback")
