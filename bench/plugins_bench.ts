@@ -67,7 +67,8 @@ async function rssOneAndTwenty(): Promise<[number, number]> {
       await new Promise((r) => setTimeout(r, 500));
       (globalThis.gc ?? (() => {}))();
       await new Promise((r) => setTimeout(r, 200));
-      return Deno.memoryUsage().rss;
+      // the daemon side plus its sandbox host process (RSS summed: shared pages count twice)
+      return Deno.memoryUsage().rss + sb.processes().reduce((s, p) => s + p.rss_mb * 1048576, 0);
     };
     ps.push(await sb.load(wasm, { name: "p0", grants: {}, limits: {} }));
     const one = await settle();
@@ -89,7 +90,9 @@ async function rssOneAndTwenty(): Promise<[number, number]> {
   const [one, twenty] = await rssOneAndTwenty();
   const mb = (b: number) => (b / 1048576).toFixed(1);
   console.log(
-    `RSS: 1 idle plugin ${mb(one)} MB, 20 idle plugins ${mb(twenty)} MB, ` +
+    `RSS (process + its sandbox host process): 1 idle plugin ${mb(one)} MB, 20 idle plugins ${
+      mb(twenty)
+    } MB, ` +
       `${mb((twenty - one) / 19)} MB per extra plugin`,
   );
 }

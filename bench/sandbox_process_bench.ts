@@ -105,10 +105,15 @@ const loop = await sandbox.load(await compileWat("host_loop"), { name: "loop", g
 }
 
 // --- memory of a daemon with 1 and 10 small agents ----------------------------------------
-function rollup(pid: number): { pss: number; rss: number } {
+function rollup(pid: number): { pss: number; rss: number; priv: number; shared: number } {
   const r = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(r)?.[1] ?? 0);
-  return { pss: kb("Pss") / 1024, rss: kb("Rss") / 1024 };
+  return {
+    pss: kb("Pss") / 1024,
+    rss: kb("Rss") / 1024,
+    priv: (kb("Private_Clean") + kb("Private_Dirty")) / 1024,
+    shared: (kb("Shared_Clean") + kb("Shared_Dirty")) / 1024,
+  };
 }
 function children(pid: number): number[] {
   const out: number[] = [];
@@ -179,7 +184,13 @@ async function daemonMemory(agents: number): Promise<string> {
   const kids = children(node.pid).map((pid) => ({ pid, ...rollup(pid) }));
   await nc.close();
   const sum = d.pss + kids.reduce((s, k) => s + k.pss, 0);
-  return `${agents} small agent${agents > 1 ? "s" : ""}: PSS sum ${sum.toFixed(1)} MB ` +
+  // PSS also splits pages shared with unrelated processes (other Deno processes on a shared
+  // machine); private pages of each plus the largest shared set once is the bound if the
+  // two were alone
+  const alone = d.priv + kids.reduce((s, k) => s + k.priv, 0) +
+    Math.max(d.shared, ...kids.map((k) => k.shared));
+  return `${agents} small agent${agents > 1 ? "s" : ""}: PSS sum ${sum.toFixed(1)} MB, ` +
+    `private + shared once ${alone.toFixed(1)} MB ` +
     `(daemon RSS ${d.rss.toFixed(1)} MB / PSS ${d.pss.toFixed(1)} MB; ` +
     kids.map((k) => `sandbox host RSS ${k.rss.toFixed(1)} MB / PSS ${k.pss.toFixed(1)} MB`)
       .join("; ") +
