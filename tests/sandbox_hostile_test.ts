@@ -169,6 +169,8 @@ Deno.test("hostile - an unmetered runaway is killed at deadline + grace, its CPU
   assertEquals(text(await neighbour.call("echo", "again")), "again");
   assertEquals(text(await runaway.call("ok")), "");
   assertEquals(t.sandbox.processes()[0]!.restarts, 1);
+  // the neighbour's wait behind the kill was reported apart from its run time
+  assert(t.logs.some((l) => l.includes("waited in the sandbox queue") && l.includes("neighbour")));
 });
 
 Deno.test("hostile - three kills quarantine the agent; the refusal says so", async () => {

@@ -37,6 +37,8 @@ import {
 
 /** Deadline of a load (compile, instantiate, start function) at the least. */
 const LOAD_MIN_MS = 1_000;
+/** A call that waited this long before it started is logged (with `queued_ms`). */
+const QUEUE_WARN_MS = 1_000;
 /** V8 old-space limit of a host process. */
 const HOST_HEAP_MB = 128;
 
@@ -209,6 +211,14 @@ class SandboxImpl implements Sandbox {
       if (!entry.loaded) await this.#loadEntry(proc, entry);
       const started = performance.now();
       const queued = Math.round(started - enqueued);
+      // the deadline starts now; a long wait (behind a neighbour, a restart) is reported apart
+      if (queued >= QUEUE_WARN_MS) {
+        this.logger.warn("agent call waited in the sandbox queue", {
+          agent: entry.name,
+          fn,
+          queued_ms: queued,
+        });
+      }
       const deadline = Date.now() + entry.limits.timeout_ms;
       let code: string | undefined;
       try {
