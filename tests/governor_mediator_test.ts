@@ -4,6 +4,7 @@
 // `evict`, not as a normal exit.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { join } from "node:path";
 import { tempDir } from "./helpers/nats_server.ts";
 import { startOperatorFleet } from "./helpers/operator_fleet.ts";
@@ -131,6 +132,30 @@ Deno.test("governor mediator - a vendor eviction reaches the holder's module as 
     await mod.stop();
     ac.abort();
     spool.close();
+    await nc.close();
+  }
+});
+
+Deno.test("governor mediator - a governor of the old shape gets holder subjects, capacity kept", async () => {
+  await using fleet = await startOperatorFleet();
+  const jsm = await jetstreamManager(fleet.admin);
+  await jsm.streams.add({
+    name: "MR_GOV_old",
+    subjects: ["mr.gov.old"],
+    max_msgs: 2,
+    discard: DiscardPolicy.New,
+    max_age: 60_000 * 1_000_000,
+  });
+  const nc = await (await fleet.provisionNode("site1", "n1")).connect();
+  try {
+    const gov = createGovernorClient(nc, { holder: { site: "site1", node: "n1" } });
+    const lease = await gov.acquire("old", { owner: "n1", capacity: 9, timeoutMs: 10_000 });
+    assert(lease, "acquired after the reshape");
+    const si = await jsm.streams.info("MR_GOV_old");
+    assertEquals(si.config.subjects, ["mrgov.old.*.*"]);
+    assertEquals([si.config.max_msgs, si.config.max_msgs_per_subject], [2, 1]);
+    assertEquals(await gov.release(lease), true);
+  } finally {
     await nc.close();
   }
 });

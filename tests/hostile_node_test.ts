@@ -302,6 +302,8 @@ Deno.test("hostile node - with a node's own creds (and none) every attack is ref
       const h2 = desiredHealth(await again.health() as Health)!;
       assertEquals((h2.last_rejection as { code: string }).code, "stale_version");
       assertEquals((h2.floors as Record<string, number>)["site.site1"], 2);
+      const floorsFile = join(again.stateDir, "desired", "floors.json");
+      assertEquals((await Deno.stat(floorsFile)).mode! & 0o777, 0o600, "floors written 0600");
       refused.push("a lower version after a restart with an empty cache");
       // the vendor recovers by publishing above the floor
       await kvAdmin.put("site.site1", JSON.stringify(signSpec(spec(3, "site.site1"), key.seed)));

@@ -128,7 +128,17 @@ export async function startGovernorMediator(
       case "ensure": {
         const r = schemas.ensure.parse(body);
         const have = await info(r.governor);
-        if (have) return { info: have, created: false };
+        if (have) {
+          // a governor of the shape before holder-scoped slots (subject mr.gov.<name>): give
+          // it the holder subjects, keeping the vendor's capacity and lease
+          const si = await jsm.streams.info(governorStream(r.governor));
+          const want = governorStreamConfig(r.governor, have.capacity, have.leaseMs);
+          if (si.config.subjects?.join() !== want.subjects!.join()) {
+            await jsm.streams.update(want.name, { ...si.config, ...want });
+            o.logger?.info("governor reshaped", { governor: r.governor });
+          }
+          return { info: have, created: false };
+        }
         if (r.capacity > maxCapacity) {
           throw new Refusal("too_large", `capacity ${r.capacity} is above ${maxCapacity}`);
         }
