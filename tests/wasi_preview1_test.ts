@@ -293,7 +293,15 @@ for (const mode of ["local", "remote"] as const) {
       const b = open(3, "sub/../sub/b.txt");
       assert(typeof b === "object");
       assertEquals(read(b.fd), "beta");
-      const alias = open(3, "alias");
+      // a symlink as the last component is refused even inside the grant (as mr_file_read)
+      assertEquals(open(3, "alias"), Errno.NOTCAPABLE);
+      // a symlinked directory leading outside, and a FIFO (its open must not hang)
+      await Deno.symlink(`${root}/secret`, `${root}/ro/secretdir`);
+      assertEquals(open(3, "secretdir/key"), Errno.NOTCAPABLE);
+      const mk = await new Deno.Command("mkfifo", { args: [`${root}/ro/pipe`] }).output();
+      assert(mk.success, "mkfifo");
+      assertEquals(open(3, "pipe"), Errno.NOTCAPABLE);
+      const alias = open(3, "a.txt");
       assert(typeof alias === "object");
       assertEquals(read(alias.fd), "alpha");
       // denials: outside by .., absolute, symlink escaping, write to ro, missing outside

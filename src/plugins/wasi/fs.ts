@@ -5,8 +5,31 @@
  *
  * @module
  */
+import nodeFs from "node:fs";
 import { Errno, FdFlags, FileType, OFlags, Rights, WRITE_RIGHTS } from "./errno.ts";
-import { allowed, type Preopen, type Resolved, resolveIn, visible } from "./paths.ts";
+import { allowed, type Preopen, type Resolved, resolveIn, visible, within } from "./paths.ts";
+
+const C = nodeFs.constants;
+
+/**
+ * The real path of an open descriptor (`/proc/self/fd/N`; else the name's real path when
+ * it is still the same file), as the `mr_file_*` hardening checks it: what was opened, not
+ * what the name pointed at before the open.
+ */
+export function fdRealPath(fd: number, name: string): string | null {
+  try {
+    return nodeFs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    try {
+      const real = nodeFs.realpathSync(name);
+      const a = nodeFs.statSync(real);
+      const b = nodeFs.fstatSync(fd);
+      return a.ino === b.ino && a.dev === b.dev ? real : null;
+    } catch {
+      return null;
+    }
+  }
+}
 
 /** One open descriptor. */
 export interface FdEntry {
@@ -16,7 +39,10 @@ export interface FdEntry {
   host: string;
   /** Guest path of a preopened directory. */
   guest?: string;
-  file?: Deno.FsFile;
+  /** OS descriptor of an open file. */
+  fd?: number;
+  /** File position (reads and writes are positional: `pread`/`pwrite`). */
+  pos: number;
   readable: boolean;
   writable: boolean;
   append: boolean;
@@ -43,8 +69,20 @@ export function errnoOf(err: unknown): Errno {
   if (err instanceof Deno.errors.FilesystemLoop) return Errno.LOOP;
   if (err instanceof Deno.errors.InvalidData) return Errno.INVAL;
   const code = (err as { code?: string }).code;
-  if (code === "ENOTEMPTY") return Errno.NOTEMPTY;
-  return Errno.IO;
+  const byCode: Record<string, Errno> = {
+    ENOENT: Errno.NOENT,
+    EEXIST: Errno.EXIST,
+    EACCES: Errno.ACCES,
+    EPERM: Errno.PERM,
+    EISDIR: Errno.ISDIR,
+    ENOTDIR: Errno.NOTDIR,
+    ELOOP: Errno.LOOP,
+    ENOTEMPTY: Errno.NOTEMPTY,
+    EFBIG: Errno.FBIG,
+    EINVAL: Errno.INVAL,
+    EBADF: Errno.BADF,
+  };
+  return (code ? byCode[code] : undefined) ?? Errno.IO;
 }
 
 function reasonErrno(r: Exclude<Resolved, { ok: true }>): Errno {
@@ -88,6 +126,7 @@ export class FdTable {
         readable: i === 0,
         writable: i > 0,
         append: false,
+        pos: 0,
       });
     }
     preopens.forEach((p, i) =>
@@ -99,6 +138,7 @@ export class FdTable {
         readable: true,
         writable: p.mode === "rw",
         append: false,
+        pos: 0,
       })
     );
   }
@@ -190,6 +230,7 @@ export class FdTable {
         readable: true,
         writable: p.mode === "rw",
         append: false,
+        pos: 0,
       });
     }
     if (wantDir) return st ? Errno.NOTDIR : Errno.NOENT;
@@ -197,29 +238,56 @@ export class FdTable {
     const mayWrite = allowed(p, r.host, "write") && allowed(p, r.lexical, "write");
     const mayRead = allowed(p, r.host, "read") && allowed(p, r.lexical, "read");
     if ((write && !mayWrite) || (!write && !mayRead)) return this.#denied("path_open", rel);
-    if (!write && st && st.size > this.limits.maxFileBytes) return Errno.FBIG;
+    // as mr_file_*: no symlink as the last component, no FIFO hang, and the opened
+    // descriptor's real path checked against the grant (no check-then-open gap)
     try {
-      const file = Deno.openSync(r.host, {
-        read: true,
-        write: write && (fdflags & FdFlags.APPEND) === 0,
-        append: write && (fdflags & FdFlags.APPEND) !== 0,
-        create,
-        truncate: (oflags & OFlags.TRUNC) !== 0,
-      });
-      const fd = this.#add({
-        kind: "file",
-        preopen: p,
-        host: r.host,
-        file,
-        readable: mayRead || !write,
-        writable: write,
-        append: (fdflags & FdFlags.APPEND) !== 0,
-      });
-      if (typeof fd === "number") file.close();
-      return fd;
+      if (Deno.lstatSync(r.lexical).isSymlink) return this.#denied("path_open", rel);
+    } catch { /* a new file */ }
+    const append = (fdflags & FdFlags.APPEND) !== 0;
+    let fd: number;
+    try {
+      fd = nodeFs.openSync(
+        r.host,
+        (write ? (mayRead ? C.O_RDWR : C.O_WRONLY) : C.O_RDONLY) | C.O_NOFOLLOW | C.O_NONBLOCK |
+          (create ? C.O_CREAT : 0) | ((oflags & OFlags.EXCL) !== 0 ? C.O_EXCL : 0) |
+          ((oflags & OFlags.TRUNC) !== 0 ? C.O_TRUNC : 0) | (append ? C.O_APPEND : 0),
+        0o644,
+      );
     } catch (err) {
-      return errnoOf(err);
+      const code = (err as { code?: string }).code;
+      if (code === "ELOOP") return this.#denied("path_open", rel);
+      return code === "EEXIST" ? Errno.EXIST : code === "ENOENT" ? Errno.NOENT : errnoOf(err);
     }
+    const refuse = (e: Errno): Errno => {
+      nodeFs.closeSync(fd);
+      return e === Errno.NOTCAPABLE ? this.#denied("path_open", rel) : e;
+    };
+    let size: number;
+    try {
+      const real = fdRealPath(fd, r.host);
+      if (real === null || !within(real, p.hostPath)) return refuse(Errno.NOTCAPABLE);
+      if (write ? !allowed(p, real, "write") : !allowed(p, real, "read")) {
+        return refuse(Errno.NOTCAPABLE);
+      }
+      const fst = nodeFs.fstatSync(fd);
+      if (!fst.isFile()) return refuse(Errno.NOTCAPABLE); // devices, FIFOs, sockets
+      size = fst.size;
+    } catch (err) {
+      return refuse(errnoOf(err));
+    }
+    if (!write && size > this.limits.maxFileBytes) return refuse(Errno.FBIG);
+    const added = this.#add({
+      kind: "file",
+      preopen: p,
+      host: r.host,
+      fd,
+      pos: 0,
+      readable: mayRead || !write,
+      writable: write,
+      append,
+    });
+    if (typeof added === "number") nodeFs.closeSync(fd);
+    return added;
   }
 
   #denied(fn: string, rel: string): Errno {
@@ -235,52 +303,50 @@ export class FdTable {
     }
     this.fds.delete(fd);
     try {
-      e.file?.close();
+      if (e.fd !== undefined) nodeFs.closeSync(e.fd);
     } catch { /* already closed */ }
     return Errno.SUCCESS;
   }
 
-  /** Writes `bufs` to file `e`, keeping it under the size cap. */
+  /** Writes `bufs` to file `e` (at `at`, else its position or end), under the size cap. */
   writeFile(e: FdEntry, bufs: Uint8Array[], at?: number): { n: number } | Errno {
-    if (!e.file || !e.writable) return Errno.BADF;
+    if (e.fd === undefined || !e.writable) return Errno.BADF;
     try {
-      const size = e.file.statSync().size;
-      const pos = at ?? (e.append ? size : e.file.seekSync(0, Deno.SeekMode.Current));
+      const size = nodeFs.fstatSync(e.fd).size;
+      let pos = at ?? (e.append ? size : e.pos);
       const total = bufs.reduce((n, b) => n + b.length, 0);
       if (Math.max(size, pos + total) > this.limits.maxFileBytes) return Errno.FBIG;
-      const back = at !== undefined ? e.file.seekSync(0, Deno.SeekMode.Current) : -1;
-      if (at !== undefined) e.file.seekSync(at, Deno.SeekMode.Start);
-      let n = 0;
       for (const b of bufs) {
         let off = 0;
-        while (off < b.length) off += e.file.writeSync(b.subarray(off));
-        n += b.length;
+        // O_APPEND writes at the end whatever the position says
+        while (off < b.length) off += nodeFs.writeSync(e.fd, b, off, b.length - off, pos + off);
+        pos += b.length;
       }
-      if (back >= 0) e.file.seekSync(back, Deno.SeekMode.Start);
-      return { n };
+      if (at === undefined) e.pos = pos;
+      return { n: total };
     } catch (err) {
       return errnoOf(err);
     }
   }
 
-  /** Reads into `bufs` from file `e`. */
+  /** Reads into `bufs` from file `e` (at `at`, else its position). */
   readFile(e: FdEntry, bufs: Uint8Array[], at?: number): { n: number } | Errno {
-    if (!e.file || !e.readable) return Errno.BADF;
+    if (e.fd === undefined || !e.readable) return Errno.BADF;
     try {
-      const back = at !== undefined ? e.file.seekSync(0, Deno.SeekMode.Current) : -1;
-      if (at !== undefined) e.file.seekSync(at, Deno.SeekMode.Start);
+      let pos = at ?? e.pos;
       let n = 0;
       for (const b of bufs) {
         let off = 0;
         while (off < b.length) {
-          const got = e.file.readSync(b.subarray(off));
-          if (got === null || got === 0) break;
+          const got = nodeFs.readSync(e.fd, b, off, b.length - off, pos);
+          if (got === 0) break;
           off += got;
+          pos += got;
         }
         n += off;
         if (off < b.length) break;
       }
-      if (back >= 0) e.file.seekSync(back, Deno.SeekMode.Start);
+      if (at === undefined) e.pos = pos;
       return { n };
     } catch (err) {
       return errnoOf(err);
@@ -296,7 +362,7 @@ export class FdTable {
   closeAll(): void {
     for (const e of this.fds.values()) {
       try {
-        e.file?.close();
+        if (e.fd !== undefined) nodeFs.closeSync(e.fd);
       } catch { /* closed */ }
     }
     this.fds.clear();

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import nodeFs from "node:fs";
 import { Errno, FileType } from "./errno.ts";
 import { errnoOf, type FdEntry, FdTable, fileTypeOf, type FsLimits } from "./fs.ts";
 import { allowed, type Preopen, visible } from "./paths.ts";
@@ -60,6 +61,25 @@ export interface FsOps {
   readlink(fd: number, path: string): R<{ target: string }>;
   /** Closes everything (unload). */
   closeAll(): void;
+}
+
+function statOfNode(st: nodeFs.Stats): Stat {
+  return {
+    dev: st.dev,
+    ino: st.ino,
+    type: st.isFile()
+      ? FileType.REGULAR_FILE
+      : st.isDirectory()
+      ? FileType.DIRECTORY
+      : st.isSymbolicLink()
+      ? FileType.SYMBOLIC_LINK
+      : FileType.UNKNOWN,
+    nlink: st.nlink,
+    size: st.size,
+    atimeMs: st.atimeMs,
+    mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs,
+  };
 }
 
 function statOf(st: Deno.FileInfo): Stat {
@@ -132,7 +152,9 @@ export class LocalFs implements FsOps {
     const e = this.fds.get(fd);
     if (!e) return Errno.BADF;
     try {
-      return statOf(e.file ? e.file.statSync() : Deno.statSync(e.host));
+      return e.fd !== undefined
+        ? statOfNode(nodeFs.fstatSync(e.fd))
+        : statOf(Deno.statSync(e.host));
     } catch (err) {
       return errnoOf(err);
     }
@@ -167,20 +189,21 @@ export class LocalFs implements FsOps {
   seek(fd: number, offset: number, whence: number): R<{ pos: number }> {
     const e = this.#file(fd);
     if (typeof e === "number") return e;
-    if (whence > 2 || whence < 0) return Errno.INVAL;
-    const mode = [Deno.SeekMode.Start, Deno.SeekMode.Current, Deno.SeekMode.End][whence]!;
+    if (whence > 2 || whence < 0 || !Number.isSafeInteger(offset)) return Errno.INVAL;
     try {
-      return { pos: e.file!.seekSync(offset, mode) };
+      const base = whence === 0 ? 0 : whence === 1 ? e.pos : nodeFs.fstatSync(e.fd!).size;
+      if (base + offset < 0) return Errno.INVAL;
+      e.pos = base + offset;
+      return { pos: e.pos };
     } catch (err) {
-      const n = errnoOf(err);
-      return n === Errno.IO ? Errno.INVAL : n;
+      return errnoOf(err);
     }
   }
   sync(fd: number, dataOnly: boolean): Errno {
     const e = this.#file(fd);
     if (typeof e === "number") return e;
     if (!e.writable) return Errno.SUCCESS;
-    return attempt(() => dataOnly ? e.file!.syncDataSync() : e.file!.syncSync());
+    return attempt(() => dataOnly ? nodeFs.fdatasyncSync(e.fd!) : nodeFs.fsyncSync(e.fd!));
   }
   advise(fd: number): Errno {
     const e = this.#file(fd);
@@ -195,13 +218,13 @@ export class LocalFs implements FsOps {
     if (typeof e === "number") return e;
     if (!e.writable) return Errno.BADF;
     if (size > this.fds.limits.maxFileBytes) return Errno.FBIG;
-    return attempt(() => e.file!.truncateSync(size));
+    return attempt(() => nodeFs.ftruncateSync(e.fd!, size));
   }
   setTimes(fd: number, atimeMs: number, mtimeMs: number): Errno {
     const e = this.#file(fd);
     if (typeof e === "number") return e;
     if (!e.writable) return Errno.BADF;
-    return attempt(() => e.file!.utimeSync(atimeMs / 1000, mtimeMs / 1000));
+    return attempt(() => nodeFs.futimesSync(e.fd!, atimeMs / 1000, mtimeMs / 1000));
   }
   pathSetTimes(fd: number, path: string, atimeMs: number, mtimeMs: number): Errno {
     const r = this.#forWrite("path_filestat_set_times", fd, path, false);
