@@ -1,7 +1,9 @@
 // Token and node records in NATS KV (vendor account), shared by provisioners: a restart
 // keeps max_nodes and revocations exactly; two provisioners never over-enrol; a name is
 // refused under another key until revoked; node revoke covers every key.
-import { assertEquals, assertMatch } from "@std/assert";
+import { assertEquals, assertMatch, assertRejects } from "@std/assert";
+import { join } from "node:path";
+import { provision, type ProvisionError } from "../src/provision/mod.ts";
 import { saasCli } from "./helpers/saas_serve.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { createUser } from "@nats-io/nkeys";
@@ -199,5 +201,50 @@ Deno.test("provision records - token list/revoke, node revoke and account revoke
     assertMatch(bad.stderr, /--rate-limit/);
   } finally {
     await prov.shutdown();
+  }
+});
+
+Deno.test("provision records - a node whose enrolment answer was lost enrols again under the same key", async () => {
+  await using ctx = await setup();
+  const { home, srv } = ctx;
+  const prov = await serveProvisioner({ home, servers: [srv.url] });
+  // a proxy that passes everything on but loses the first enrolment's answer
+  let lost = 0;
+  const proxy = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const u = new URL(req.url);
+    const r = await fetch(`http://127.0.0.1:${prov.addr.port}${u.pathname}`, {
+      method: req.method,
+      ...(req.method === "POST" ? { body: await req.text() } : {}),
+    });
+    const body = await r.text();
+    if (u.pathname === "/v1/enroll" && lost++ === 0) {
+      return new Response("gateway", { status: 502 });
+    }
+    return new Response(body, { status: r.status, headers: r.headers });
+  });
+  const stateDir = await Deno.makeTempDir({ prefix: "mr-rec-node-" });
+  try {
+    const { token, jti } = await issueToken(home, {
+      server: srv.url,
+      customer: "acme",
+      site: "s1",
+      provisioner: `http://127.0.0.1:${proxy.addr.port}`,
+      ttlMs: 3600_000,
+      maxNodes: 2,
+    });
+    const first = await provision({ token, stateDir, node: "n1" }).catch((e) => e);
+    assertEquals((first as ProvisionError).code, "refused");
+    const pending = (await Deno.readTextFile(join(stateDir, "identity/pending.nk"))).trim();
+    assertEquals((await Deno.stat(join(stateDir, "identity/pending.nk"))).mode! & 0o777, 0o600);
+    await provision({ token, stateDir, node: "n1" });
+    assertEquals((await Deno.readTextFile(join(stateDir, "identity/node.nk"))).trim(), pending);
+    await assertRejects(() => Deno.stat(join(stateDir, "identity/pending.nk")));
+    const found = await findNode(home, "s1", "n1", undefined, { server: srv.url });
+    assertEquals(found?.users.length, 1, "one key on record");
+    assertEquals((await listTokens(home, { server: srv.url })).find((t) => t.jti === jti)?.uses, 2);
+  } finally {
+    await proxy.shutdown();
+    await prov.shutdown();
+    await Deno.remove(stateDir, { recursive: true }).catch(() => {});
   }
 });

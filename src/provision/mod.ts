@@ -2,11 +2,13 @@
  * Node enrolment (`machine-room provision`, `run --token`): generates the node's own
  * ed25519 user key (the seed never leaves the host), proves possession by signing the
  * provisioner's nonce, and writes `<state>/config.json`, `<state>/identity/node.nk` and
- * `<state>/identity/node.creds` (all 0600). A refused enrolment leaves nothing on disk.
+ * `<state>/identity/node.creds` (all 0600). A refused enrolment leaves nothing on disk; one
+ * that got no answer keeps its key (`identity/pending.nk`, 0600) for the next try, since the
+ * provisioner refuses a name already enrolled under another key.
  *
  * @module
  */
-import { createUser } from "@nats-io/nkeys";
+import { createUser, fromSeed } from "@nats-io/nkeys";
 import { fmtCreds } from "@nats-io/jwt";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -79,13 +81,28 @@ export async function provision(o: ProvisionOptions): Promise<string> {
   const problem = provisionerUrlProblem(provisioner, insecureHttp);
   if (problem) throw new ProvisionError("insecure_provisioner", problem);
   const node = o.node ?? defaultNodeName();
-  const kp = createUser();
+  const id = join(o.stateDir, "identity");
+  const pendingPath = join(id, "pending.nk");
+  // a key whose enrolment got no answer (lost on the way, provisioner down) is used again:
+  // the provisioner may already hold the name under it, and refuses it under any other key
+  const pending = await Deno.readTextFile(pendingPath).then((t) => t.trim()).catch(() => null);
+  const kp = pending ? fromSeed(enc.encode(pending)) : createUser();
+  const stateExisted = await Deno.stat(o.stateDir).then(() => true, () => false);
+  const forgetPending = async () => {
+    await Deno.remove(pendingPath).catch(() => {});
+    await Deno.remove(id).catch(() => {}); // only if empty
+    if (!stateExisted) await Deno.remove(o.stateDir).catch(() => {});
+  };
   const base = provisioner.replace(/\/+$/, "");
   let res: Response;
   let nonce: string;
   try {
     const n = await fetch(`${base}/v1/nonce`, { signal: AbortSignal.timeout(15_000) });
     nonce = (await n.json() as { nonce: string }).nonce;
+    if (!pending) {
+      await Deno.mkdir(id, { recursive: true, mode: 0o700 });
+      await atomicWrite(pendingPath, dec.decode(kp.getSeed()));
+    }
     res = await fetch(`${base}/v1/enroll`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -110,6 +127,8 @@ export async function provision(o: ProvisionOptions): Promise<string> {
     error?: { code: string; message: string };
   };
   if (!res.ok) {
+    // a refusal is final (the key is of no use); a server error may have enrolled it
+    if (res.status < 500) await forgetPending();
     throw new ProvisionError(
       answer.error?.code ?? "refused",
       `enrolment refused: ${answer.error?.message ?? `HTTP ${res.status}`}`,
@@ -120,8 +139,10 @@ export async function provision(o: ProvisionOptions): Promise<string> {
     publicKey: kp.getPublicKey(),
     nonce,
   });
-  if (typeof body === "string") throw new ProvisionError("untrusted_provisioner", body);
-  const id = join(o.stateDir, "identity");
+  if (typeof body === "string") {
+    await forgetPending();
+    throw new ProvisionError("untrusted_provisioner", body);
+  }
   const config = parseConfig({
     ...body.config,
     state_dir: o.stateDir,
@@ -134,6 +155,7 @@ export async function provision(o: ProvisionOptions): Promise<string> {
   await write(join(id, "node.creds"), fmtCreds(body.user_jwt, kp));
   const path = join(o.stateDir, "config.json");
   await write(path, JSON.stringify(config, null, 2) + "\n");
+  await Deno.remove(pendingPath).catch(() => {});
   o.logger?.info("enrolled", { site: config.site, node: config.node, customer: config.customer });
   return path;
 }
