@@ -63,11 +63,11 @@ Deno.test("governor - one slot per node, renew keeps it, a crashed holder's slot
   await using ns = await nodes(fleet, 2);
   const a = createGovernorClient(ns[0]!.nc, { holder: ns[0]! });
   const b = createGovernorClient(ns[1]!.nc, { holder: ns[1]! });
-  const held = await a.acquire("one", { owner: "a", capacity: 2, leaseMs: 2_000 });
+  const held = await a.acquire("one", { owner: "a", capacity: 1, leaseMs: 2_000 });
   assert(held);
   // the same node cannot take a second slot, even with capacity left
   assertEquals(await a.acquire("one", { owner: "a2" }), null);
-  // renewing replaces its message: still one holder, new ticket
+  // renewing replaces its message, even with the governor full: still one holder, new ticket
   const renewed = await a.renew(held);
   assert(renewed && renewed.seq > held.seq);
   assertEquals((await b.holders("one")).map((h) => h.holder), ["site1.n0"]);
