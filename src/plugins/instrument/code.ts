@@ -13,7 +13,7 @@
  *   `table.grow`) are charged by their length operand at run time, before they execute:
  *   the length is copied with `local.tee` into a fresh local and `len/4` (bytes),
  *   `min(len, 2^24)×32` (table entries; for `table.grow` the table's current size is added,
- *   since V8 copies it), or `min(len, 65536)×16384` (pages) is subtracted.
+ *   since V8 copies it), or `min(len, cap)×16384` (pages) is subtracted.
  * - **Counter.** The function keeps the fuel left of the current chunk in a local (a
  *   register in the hot loop), loaded from the module's fuel global at entry and written
  *   back before every call of a module function (and reloaded after it), before `return`,
@@ -47,6 +47,8 @@ export interface CodeContext {
    * (host) function, since such a call costs ~100× a plain one.
    */
   indirectCallCost: number;
+  /** The memory cap in pages (≤ 65536): a grow past it fails without work. */
+  maxPages: number;
 }
 
 /**
@@ -331,8 +333,8 @@ export function rewriteBody(
         chargeLength(() => len().byte(0x41).byte(2).byte(0x76));
         w.bytes(src, s, e);
         break;
-      case Kind.MemoryGrow: // min(pages, 65536) × 16384
-        chargeLength(() => (min(len, 65536), shl(14)));
+      case Kind.MemoryGrow: // min(pages, cap) × 16384: the engine never grows past the cap
+        chargeLength(() => (min(len, ctx.maxPages), shl(14)));
         w.bytes(src, s, e);
         break;
       case Kind.BulkTable: // min(len, 2^24) × 32

@@ -205,6 +205,7 @@ export function rewriteModule(wasm: Uint8Array, caps: Caps): Uint8Array {
     indirectCallCost: importRefs || exports.some((e) => e.kind === 0 && e.index < nImp)
       ? IMPORT_CALL_COST
       : 6,
+    maxPages: Math.max(1, Math.min(caps.maxPages, 65536)),
   };
   const hints = new Writer();
   let hinted = 0;
