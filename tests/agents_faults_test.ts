@@ -121,6 +121,14 @@ Deno.test("agents - builtin:<name> by hash, facts only with the grant, spec sett
     await waitFor(() => inputs().length >= n + 2, 20_000, "still running");
     assert(inputs().slice(n).every((i) => (i.facts as Record<string, unknown>).identity));
 
+    // invoke: refusals are clear errors and the daemon answers on
+    const invoke = async (payload: unknown) =>
+      (await nc.request("mr.site1.node1.cmd.invoke", JSON.stringify(payload), { timeout: 5000 }))
+        .json<{ error?: { code: string; message: string } }>();
+    assertEquals((await invoke({ agent: "echo", command: "x" })).error?.code, "unsupported");
+    assertEquals((await invoke({ agent: "nope", command: "x" })).error?.code, "not_found");
+    assertEquals((await invoke({ agent: 1 })).error?.code, "bad_request");
+
     // no settings in the spec: back to the config's interval
     await put(5, { grants: { events: true, facts: true } });
     await waitFor(

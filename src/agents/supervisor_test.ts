@@ -1,13 +1,13 @@
 // Unit tests of the per-agent supervisor: a fake clock, fake plugins and a fake governor
 // drive every transition, with no sandbox, network or sleeps.
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
 import { type AgentSpec, agentSpecSchema } from "../desired/spec.ts";
 import type { AgentPlugin } from "../plugins/types.ts";
 import { SandboxError } from "../plugins/types.ts";
 import { createLogger } from "../log/logger.ts";
 import { ArtifactError } from "../artifacts/mod.ts";
 import { AgentSupervisor, type SupervisorDeps, type SupervisorState } from "./supervisor.ts";
-import { PolicyError } from "./errors.ts";
+import { AgentCallError, PolicyError } from "./errors.ts";
 import type { RolloutGate, RolloutState } from "./rollout.ts";
 import { FakeClock } from "../util/clock.ts";
 
@@ -446,4 +446,14 @@ Deno.test("supervisor - a rollout swap passes waiting_governor → swapping → 
   h.states.length = 0;
   await h.sup.desire(spec("b", r));
   assertEquals(h.states, ["waiting_governor", "swapping", "running"]);
+});
+
+Deno.test("supervisor - invoke calls mr_command on the running version; refused when not running", async () => {
+  const h = harness();
+  await assertRejects(() => h.sup.invoke("status", null), AgentCallError, "not running");
+  await h.sup.desire(spec("a"));
+  assertEquals(await h.sup.invoke("status", { x: 1 }), { status: "ok" });
+  assert(h.calls.includes("a:mr_command"));
+  await h.sup.remove("test");
+  await assertRejects(() => h.sup.invoke("status", null), AgentCallError, "not running");
 });
