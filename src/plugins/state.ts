@@ -54,39 +54,55 @@ export function openStateStore(stateDir: string): StateStore {
     "SELECT length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) AS b FROM agent_state WHERE agent = ? AND key = ?",
   );
   const enc = new TextEncoder();
+  // per-agent usage, loaded once from SQL and kept current by put (a quota check must not
+  // scan every row of the agent)
+  const used = new Map<string, { keys: number; bytes: number }>();
+  const usageOf = (agent: string) => {
+    let u = used.get(agent);
+    if (!u) {
+      const r = usage.get(agent) as { n: number; b: number };
+      u = { keys: Number(r.n), bytes: Number(r.b) };
+      used.set(agent, u);
+    }
+    return u;
+  };
   return {
     get(agent, key) {
       const row = sel.get(agent, key) as { value: string } | undefined;
       return row ? JSON.parse(row.value) : null;
     },
     put(agent, key, value, quota) {
+      const u = usageOf(agent);
+      const old = sizeOf.get(agent, key) as { b: number } | undefined;
+      const oldBytes = Number(old?.b ?? 0);
       if (value === null || value === undefined) {
         del.run(agent, key);
+        if (old) {
+          u.keys -= 1;
+          u.bytes -= oldBytes;
+        }
         return;
       }
       const json = JSON.stringify(value);
-      if (quota) {
-        const u = usage.get(agent) as { n: number; b: number };
-        const old = sizeOf.get(agent, key) as { b: number } | undefined;
-        const keys = Number(u.n) + (old ? 0 : 1);
-        const bytes = Number(u.b) - Number(old?.b ?? 0) + enc.encode(key).length +
-          enc.encode(json).length;
-        if (keys > quota.maxKeys) {
-          throw new StateQuotaError(
-            `State quota exceeded: ${quota.maxKeys} keys per agent (delete keys with a null value)`,
-          );
-        }
-        if (bytes > quota.maxBytes) {
-          throw new StateQuotaError(
-            `State quota exceeded: ${bytes} bytes, more than ${quota.maxBytes} per agent`,
-          );
-        }
+      const keys = u.keys + (old ? 0 : 1);
+      const bytes = u.bytes - oldBytes + enc.encode(key).length + enc.encode(json).length;
+      if (quota && keys > quota.maxKeys) {
+        throw new StateQuotaError(
+          `State quota exceeded: ${quota.maxKeys} keys per agent (delete keys with a null value)`,
+        );
+      }
+      if (quota && bytes > quota.maxBytes) {
+        throw new StateQuotaError(
+          `State quota exceeded: ${bytes} bytes, more than ${quota.maxBytes} per agent`,
+        );
       }
       ups.run(agent, key, json, Date.now());
+      u.keys = keys;
+      u.bytes = bytes;
     },
     usage(agent) {
-      const u = usage.get(agent) as { n: number; b: number };
-      return { keys: Number(u.n), bytes: Number(u.b) };
+      const u = usageOf(agent);
+      return { keys: u.keys, bytes: u.bytes };
     },
     close() {
       db.close();
