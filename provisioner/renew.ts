@@ -39,6 +39,8 @@ export interface RenewDeps {
   minter: Minter;
   proofs: Proofs;
   records: Records;
+  /** Signs the answer's payload with the provisioner key (base64url signature). */
+  sign: (payload: Uint8Array) => Promise<string>;
   now?: () => number;
 }
 
@@ -49,6 +51,10 @@ const UserClaimsSchema = z.object({
   exp: z.number().optional(),
   nats: z.object({ issuer_account: z.string(), type: z.literal("user") }).loose(),
 }).loose();
+
+function b64urlText(b: Uint8Array): string {
+  return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
 
 function decodeJson(part: string): unknown {
   return JSON.parse(dec.decode(b64urlDecode(part)));
@@ -149,6 +155,16 @@ export function createRenew(
       node: `${rec.site}.${rec.node}`,
       user: claims.sub,
     }, { anchor: d.records });
-    return { user_jwt: userJwt };
+    // signed like the enrolment answer: the node checks it with the key it enrolled with
+    const answer = enc.encode(JSON.stringify({
+      user_jwt: userJwt,
+      public_key: claims.sub,
+      nonce: body.nonce,
+      iat: Math.floor(now() / 1000),
+    }));
+    return {
+      user_jwt: userJwt,
+      signed: { payload: b64urlText(answer), signature: await d.sign(answer) },
+    };
   };
 }

@@ -91,7 +91,14 @@ async function start(
     now,
     ...(o.webhook ? { webhook: o.webhook } : {}),
   });
-  const renew = createRenew({ home: o.home, minter, proofs, records, now });
+  const renew = createRenew({
+    home: o.home,
+    minter,
+    proofs,
+    records,
+    now,
+    sign: async (p) => b64url(await provSign(p)),
+  });
   const rate = createRateLimiter(o.ratePerMinute ?? DEFAULT_RATE_PER_MINUTE, now);
   const denials = createDenialCounter(now);
   const maxBody = o.maxBodyBytes ?? MAX_BODY_BYTES;

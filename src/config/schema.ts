@@ -58,6 +58,10 @@ export const configSchema = z.strictObject({
   election: z.strictObject({ ttl: durationSchema.default("60s") }).optional(),
   provisioner: z.strictObject({
     url: z.string().url(),
+    /** The provisioner's public key (the token's issuer): renewal answers must be signed by it. */
+    key: z.string().regex(/^A[A-Z2-7]{55}$/).optional(),
+    /** Plain http to a non-loopback provisioner was allowed by the token (`--allow-http`). */
+    insecure_http: z.boolean().optional(),
     /** When to renew the NATS credentials before their expiry. */
     renew_before: durationSchema.default("24h"),
   }).optional(),

@@ -145,6 +145,12 @@ export async function provision(o: ProvisionOptions): Promise<string> {
   }
   const config = parseConfig({
     ...body.config,
+    // from the token, not the answer: the key renewal answers are checked against
+    provisioner: {
+      ...(body.config.provisioner as object),
+      key: issuer,
+      ...(insecureHttp ? { insecure_http: true } : {}),
+    },
     state_dir: o.stateDir,
     nats: { ...(body.config.nats as object), creds: join(id, "node.creds") },
   }, "provisioned config");

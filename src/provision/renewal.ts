@@ -80,14 +80,19 @@ export function createRenewalModule(config: NodeConfig): DaemonModule | null {
 
   const renew = async (): Promise<void> => {
     // loaded when a renewal is due, not kept resident by every idle daemon
-    const [{ fmtCreds }, { fromSeed }] = await Promise.all([
-      import("@nats-io/jwt"),
-      import("@nats-io/nkeys"),
-    ]);
+    const [{ fmtCreds }, { fromSeed }, { openSigned, provisionerUrlProblem }] = await Promise
+      .all([
+        import("@nats-io/jwt"),
+        import("@nats-io/nkeys"),
+        import("./verify.ts"),
+      ]);
     const text = await Deno.readTextFile(credsPath);
     const { jwt, seed } = parseCredsText(text);
     const kp = fromSeed(enc.encode(seed));
     const base = prov.url.replace(/\/+$/, "");
+    // a config from an enrolment that knew the provisioner's key follows the enrolment rules
+    const problem = prov.key ? provisionerUrlProblem(prov.url, prov.insecure_http === true) : null;
+    if (problem) throw new Error(problem);
     const { nonce } =
       await (await fetch(`${base}/v1/nonce`, { signal: AbortSignal.timeout(15_000) })).json();
     const res = await fetch(`${base}/v1/renew`, {
@@ -97,12 +102,21 @@ export function createRenewalModule(config: NodeConfig): DaemonModule | null {
     });
     const body = await res.json().catch(() => ({})) as {
       user_jwt?: string;
+      signed?: unknown;
       error?: { code: string; message: string };
     };
     if (!res.ok || !body.user_jwt) {
       const err = new Error(body.error?.message ?? `HTTP ${res.status}`);
       (err as Error & { code?: string }).code = body.error?.code ?? "failed";
       throw err;
+    }
+    if (prov.key) {
+      const opened = await openSigned(body.signed, prov.key, {
+        publicKey: kp.getPublicKey(),
+        nonce,
+      });
+      if (typeof opened === "string") throw new Error(opened);
+      body.user_jwt = opened.user_jwt as string;
     }
     // a JWT for another key (or not a JWT) would lock the node out: keep the old creds
     if (jwtSubject(body.user_jwt) !== kp.getPublicKey()) {

@@ -50,11 +50,11 @@ export interface SignedEnrolment {
  * Verifies `signed` (base64url payload + signature) with `issuer` (the token's `iss`) and
  * that it answers this node's key and nonce; returns the payload or a refusal reason.
  */
-export async function openSignedEnrolment(
+export async function openSigned(
   signed: unknown,
   issuer: string,
   expect: { publicKey: string; nonce: string },
-): Promise<SignedEnrolment | string> {
+): Promise<Record<string, unknown> | string> {
   const s = signed as { payload?: unknown; signature?: unknown } | null;
   if (!s || typeof s.payload !== "string" || typeof s.signature !== "string") {
     return "the provisioner's response is not signed";
@@ -67,7 +67,7 @@ export async function openSignedEnrolment(
     return "the provisioner's response signature is malformed";
   }
   if (!ok) return "the provisioner's response is not signed by the token's issuer";
-  let p: Partial<SignedEnrolment>;
+  let p: Record<string, unknown>;
   try {
     p = JSON.parse(dec.decode(bytes));
   } catch {
@@ -76,8 +76,20 @@ export async function openSignedEnrolment(
   if (p.public_key !== expect.publicKey || p.nonce !== expect.nonce) {
     return "the provisioner's signed response answers another request";
   }
-  if (typeof p.user_jwt !== "string" || !p.config || typeof p.config !== "object") {
-    return "the provisioner's signed payload lacks user_jwt/config";
+  if (typeof p.user_jwt !== "string") return "the provisioner's signed payload lacks user_jwt";
+  return p;
+}
+
+/** {@linkcode openSigned} for an enrolment answer (which also carries the config). */
+export async function openSignedEnrolment(
+  signed: unknown,
+  issuer: string,
+  expect: { publicKey: string; nonce: string },
+): Promise<SignedEnrolment | string> {
+  const p = await openSigned(signed, issuer, expect);
+  if (typeof p === "string") return p;
+  if (!p.config || typeof p.config !== "object") {
+    return "the provisioner's signed payload lacks config";
   }
-  return p as SignedEnrolment;
+  return p as unknown as SignedEnrolment;
 }
