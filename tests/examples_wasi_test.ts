@@ -13,6 +13,7 @@ import { startNode, waitFor } from "./helpers/daemon.ts";
 import { type S3Server, startS3 } from "./helpers/s3.ts";
 import { ensureStreams } from "../provisioner/mod.ts";
 import { createSigningKey, signSpec } from "../src/desired/envelope.ts";
+import { compileWat } from "./helpers/wat.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MAIN = join(ROOT, "main.ts");
@@ -178,6 +179,7 @@ Deno.test("wasi examples - a daemon runs both with their grants; a narrowed gran
     const kv = await new Kvm(nc).open("MR_DESIRED");
     const fw = await upload(s3, await Deno.readFile(dist("file-watch")));
     const ls = await upload(s3, await Deno.readFile(dist("log-scan")));
+    const spin = await upload(s3, await compileWat("wasi_spin_init"));
     const agents = [
       {
         name: "file-watch",
@@ -199,6 +201,13 @@ Deno.test("wasi examples - a daemon runs both with their grants; a narrowed gran
         wasm: fw,
         config: { env: { ...fileWatch(d).env, REPORT_DIR: `${d}/in` } },
         grants: grant(d),
+        triggers: { interval: "500ms" },
+      },
+      // a reactor whose _initialize spins: stopped by fuel at each (re)start
+      {
+        name: "spin-init",
+        wasm: spin,
+        limits: { fuel: 5_000_000 },
         triggers: { interval: "500ms" },
       },
     ];
@@ -240,6 +249,17 @@ Deno.test("wasi examples - a daemon runs both with their grants; a narrowed gran
         l.audit === true && l.agent === "file-watch-ro" && l.host_function === "wasi:path_open"
       ),
       "audit line",
+    );
+    // the spinning _initialize is stopped by fuel; the others are not disturbed
+    await waitFor(
+      () =>
+        Promise.resolve(
+          node.logs().map((l) => JSON.parse(l)).some((l) =>
+            l.agent === "spin-init" && l.code === "fuel_exhausted"
+          ),
+        ),
+      30_000,
+      "spin-init stopped",
     );
     // the daemon stays healthy and keeps reconciling
     const h = await node.health();
