@@ -131,6 +131,9 @@ export class AgentSupervisor {
   #interval: TimerHandle | undefined;
   #backoff: Backoff;
   #intervalQueued = false;
+  #removal: Promise<void> | null = null;
+  /** The version an auto-rollback went back to: started again if it is lost. */
+  #fallback: AgentSpec | null = null;
   #refused = new Map<string, { kind: "policy" | "refused"; why: string }>();
   #held: string | null = null;
   #restarts = 0;
@@ -173,6 +176,7 @@ export class AgentSupervisor {
   desire(spec: AgentSpec): Promise<void> {
     if (this.#state === "removing" || this.#state === "stopped") return Promise.resolve();
     const gen = this.#bump();
+    if (this.#desired && keyOf(this.#desired) !== keyOf(spec)) this.#fallback = null;
     this.#desired = spec;
     return this.#enqueue(() => this.#converge(gen));
   }
@@ -210,9 +214,10 @@ export class AgentSupervisor {
   /** Stops the agent (`mr_shutdown`) after the operation in flight; emits `event`. */
   remove(reason: string, event: "stopped" | "removed" = "stopped"): Promise<void> {
     if (this.#state === "stopped") return Promise.resolve();
+    if (this.#removal) return this.#removal;
     this.#bump();
     this.#set("removing");
-    return this.#enqueue(async () => {
+    return this.#removal = this.#enqueue(async () => {
       this.#d.clock.clearTimeout(this.#interval);
       const cur = this.#current;
       this.#current = null;
@@ -410,6 +415,11 @@ export class AgentSupervisor {
     const refused = this.#refused.get(key);
     if (refused) {
       this.#held = refused.why;
+      if (!this.#current && this.#fallback) {
+        // the rolled-back-to version failed to start: keep trying it, not the refused one
+        await this.#start(this.#fallback, keyOf(this.#fallback), gen);
+        return;
+      }
       this.#set(this.#current ? "running" : "rejected");
       return;
     }
@@ -599,6 +609,7 @@ export class AgentSupervisor {
         this.#refused.set(cur.key, { kind: "refused", why: "rolled_back" });
         this.#held = "rolled_back";
         const back = this.#previous;
+        this.#fallback = back;
         this.#d.emit("rolled_back", { from: spec.wasm.sha256, to: back.wasm.sha256 });
         await this.#start(back, keyOf(back), gen);
         return false;

@@ -457,3 +457,31 @@ Deno.test("supervisor - invoke calls mr_command on the running version; refused 
   await h.sup.remove("test");
   await assertRejects(() => h.sup.invoke("status", null), AgentCallError, "not running");
 });
+
+Deno.test("supervisor - a second remove while removing emits one event; a lost rollback target is retried", async () => {
+  const h = harness();
+  await h.sup.desire(spec("a"));
+  await Promise.all([h.sup.remove("x", "removed"), h.sup.remove("x", "removed")]);
+  assertEquals(h.names().filter((n) => n === "removed").length, 1);
+
+  let failStart = false;
+  const g = harness({
+    governor: { free: () => true },
+    rollout: {},
+    fetch: (s) =>
+      failStart && s.wasm.sha256 === sha("a")
+        ? Promise.reject(new ArtifactError("download_failed", "cache gone, s3 down"))
+        : Promise.resolve(new Uint8Array([0])),
+    behave: { b: { reconcile: () => Promise.reject(new SandboxError("trap", "bad")) } },
+  });
+  const r = { rollout: { governor: "g", capacity: 1, max_failures: 1, auto_rollback: true } };
+  await g.sup.desire(spec("a", r));
+  failStart = true;
+  await g.sup.desire(spec("b", r));
+  assertEquals(g.sup.state, "backoff", "going back to a failed to start");
+  failStart = false;
+  await g.clock.tickAsync(2_000);
+  await g.sup.idle();
+  assertEquals(g.sup.state, "running");
+  assertEquals(g.sup.running!.wasm.sha256, sha("a"), "back on the previous version, not b");
+});
