@@ -37,6 +37,7 @@ Deno.test("instrument - instrumented fixtures compute what the originals compute
     ["simd", [0, 5, 1 << 20]],
     ["misc", [0, 1, 127, 128, -129, 2_000_000]],
     ["blocks", [0, 5, 101]],
+    ["loops", [0, 1, 10, 300]],
     ["drop_data", [1]],
   ];
   let n = 0;
@@ -277,6 +278,22 @@ Deno.test("instrument - unsupported or malformed modules are refused naming the 
   const tag = module([], section(13, [0x01, 0x00, 0x00]));
   refused(tag, /exception handling/);
   refused(module([], [], [0x01, 0x00, 0x09]), /9 initial memory pages/, "memory_limit");
+});
+
+Deno.test("instrument - the table cap rewrites maxima and refuses oversized tables", async () => {
+  const wasm = await compileWat("differential"); // tables of 4 funcref and 2 externref
+  const out = instrumentModule(wasm, { maxPages: 16, maxTableEntries: 5 });
+  const capped = (await runWithKernel(out)).exports["tables"] as (v: number) => number;
+  const plain = (await runWithKernel(wasm)).exports["tables"] as (v: number) => number;
+  // each call grows the externref table by 3: 2 → 5 fits the cap, 5 → 8 does not
+  assertEquals(capped(3), plain(3));
+  assertEquals(capped(3), plain(3) - 3, "the second grow failed at the cap");
+  const err = assertThrows(
+    () => instrumentModule(wasm, { maxPages: 16, maxTableEntries: 3 }),
+    SandboxError,
+  ) as SandboxError;
+  assertEquals(err.code, "memory_limit");
+  assert(err.message.includes("table of 4 entries"), err.message);
 });
 
 Deno.test("instrument - the memory maximum is capped", async () => {

@@ -221,8 +221,9 @@ export function rewriteBody(
   };
   const loopCost: number[] = [];
   const loopParams = (s: number, e: number): number => {
-    if (e - s === 2) return 0; // 0x40 or a value type
-    const t = new Reader(src, s + 1, e).s32();
+    const b = src[s + 1]!;
+    if (b === 0x40 || (b >= 0x7b && b <= 0x7f) || b === 0x70 || b === 0x6f) return 0;
+    const t = new Reader(src, s + 1, e).s32(); // a type index
     return ctx.typeParams[t] ?? 1;
   };
   reload();
