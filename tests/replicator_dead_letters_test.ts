@@ -29,6 +29,7 @@ Deno.test("replicator - oversized and no-stream messages are parked; the rest fl
       maxAttempts: 3,
       backoff: { minMs: 50, maxMs: 500 },
       messageBackoff: { minMs: 50, maxMs: 200 },
+      minParkAgeMs: 0,
     });
     const statusLoop = (async () => {
       for await (const s of nc.status()) {

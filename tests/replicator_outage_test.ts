@@ -131,6 +131,7 @@ Deno.test("replicator - a message with no stream is parked after maxAttempts and
       ackTimeoutMs: 1000,
       backoff: { minMs: 10, maxMs: 20 },
       messageBackoff: { minMs: 10, maxMs: 20 },
+      minParkAgeMs: 0,
     });
     const enc = new TextEncoder();
     spool.append({
@@ -156,6 +157,48 @@ Deno.test("replicator - a message with no stream is parked after maxAttempts and
     assertEquals(dl.map((d) => [d.id, d.reason, d.count]), [
       ["01JAAAAAAAAAAAAAAAAAAAAAAA", "no_stream", 3],
     ]);
+    await rep.stop();
+    spool.close();
+  } finally {
+    await nc.close();
+  }
+});
+
+Deno.test("replicator - a message with no stream is held, not parked, before minParkAgeMs; the rest flows", async () => {
+  await using srv = await startNatsServer();
+  const nc = await connect({ servers: srv.url });
+  try {
+    await createStreams(nc);
+    const js = jetstream(nc);
+    const spool = openSpool(":memory:");
+    const rep = createReplicator({
+      spool,
+      js: () => js,
+      nc: () => nc,
+      logger: silentLogger,
+      maxAttempts: 2,
+      messageBackoff: { minMs: 10, maxMs: 20 },
+      minParkAgeMs: 60_000,
+    });
+    spool.append({
+      id: "01JBBBBBBBBBBBBBBBBBBBBBBB",
+      subject: "nostream.yet",
+      payload: new TextEncoder().encode("{}"),
+      priority: 2,
+      expiresAt: Date.now() + 600_000,
+    });
+    const outbox = createOutbox({ spool, config: { customer: "acme", site: "s1", node: "n1" } });
+    const id = await outbox.event("lifecycle", "startup", {});
+    rep.start();
+    const deadline = Date.now() + 15_000;
+    while ((await streamIds(nc, "MR_EVENTS")).length === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assertEquals(await streamIds(nc, "MR_EVENTS"), [id]);
+    await new Promise((r) => setTimeout(r, 500)); // many more attempts than maxAttempts
+    const st = rep.stats();
+    assertEquals([st.parked, st.held, spool.stats().deadLetters], [0, 1, 0]);
+    assertEquals(spool.depth(), 1, "still queued, not deleted");
     await rep.stop();
     spool.close();
   } finally {

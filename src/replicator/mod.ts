@@ -13,7 +13,8 @@
  *   server can never take (over `max_payload`, invalid subject) is parked at once in the
  *   spool's dead-letter table; one it refuses for this message (no stream — confirmed by
  *   asking `$JS.API.INFO` that JetStream itself answers —, permission, API rejection) is
- *   held back with its own backoff and parked after `maxAttempts`. Held and parked
+ *   held back with its own backoff and parked after `maxAttempts` (and at least
+ *   `minParkAgeMs` after its first failure). Held and parked
  *   messages never stop the messages behind them. Timeouts, disconnects, "no responders"
  *   while JetStream is down and a full stream are transient: the round backs off and
  *   nothing is counted. Parked messages are never deleted here (`machine-room spool
@@ -51,6 +52,11 @@ export interface ReplicatorOptions {
   backoff?: { minMs: number; maxMs: number };
   /** Counted failures of one message before it is parked. @default {5} */
   maxAttempts?: number;
+  /**
+   * A counted failure parks a message only once its first failure is at least this old, so
+   * a stream briefly missing (a cluster electing its leader) never parks. @default {30000}
+   */
+  minParkAgeMs?: number;
   /** Backoff of a held message between its attempts. @default {{minMs: 1000, maxMs: 60000}} */
   messageBackoff?: { minMs: number; maxMs: number };
   /** Clock. @default {Date.now} */
@@ -104,6 +110,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const msgMinMs = options.messageBackoff?.minMs ?? 1000;
   const msgMaxMs = options.messageBackoff?.maxMs ?? 60_000;
   const now = options.now ?? Date.now;
+  const minParkAgeMs = options.minParkAgeMs ?? 30_000;
 
   const s: ReplicatorStats = {
     sent: 0,
@@ -206,7 +213,9 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     f.lastSeen = t;
     f.reason = reason;
     f.detail = errorText(err);
-    if (atOnce || f.attempts >= maxAttempts) return park(m, f);
+    if (atOnce || (f.attempts >= maxAttempts && t - f.firstSeen >= minParkAgeMs)) {
+      return park(m, f);
+    }
     f.nextAt = t + backoffDelay(f.attempts - 1, { minMs: msgMinMs, maxMs: msgMaxMs });
     failing.set(m.id, f);
   }
