@@ -6,7 +6,8 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { createWasi, WasiDeadline, WasiExit, type WasiOptions } from "../src/plugins/wasi/mod.ts";
 import { Errno } from "../src/plugins/wasi/errno.ts";
 import { preopensFromGrants } from "../src/plugins/wasi/paths.ts";
-import { LocalFs, remoteFs, serveFs } from "../src/plugins/wasi/fs_ops.ts";
+import { LocalFs } from "../src/plugins/wasi/fs_ops.ts";
+import { remoteFs, serveFs } from "../src/plugins/wasi/fs_remote.ts";
 import { compileWat } from "./helpers/wat.ts";
 
 const enc = new TextEncoder();

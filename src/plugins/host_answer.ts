@@ -7,7 +7,7 @@ import { runHostFunction } from "./host_functions.ts";
 import type { PluginEntry } from "./pool.ts";
 import type { HostProcess } from "./process/host_process.ts";
 import type { FromHost } from "./protocol.ts";
-import { serveFs, WASI_FS_FN } from "./wasi/fs_ops.ts";
+import { serveFs, WASI_FS_FN } from "./wasi/fs_remote.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

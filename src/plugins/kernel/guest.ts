@@ -9,7 +9,7 @@
 import type { CallContext } from "@extism/extism";
 import type { Grants } from "../../desired/spec.ts";
 import { createWasi, type Wasi, WasiDeadline, WasiExit } from "../wasi/preview1.ts";
-import { remoteFs } from "../wasi/fs_ops.ts";
+import { remoteFs } from "../wasi/fs_remote.ts";
 import { type Preopen, preopensFromGrants } from "../wasi/paths.ts";
 import { GuestFailure, kernelFunctions, type KernelHooks, KernelState } from "./extism.ts";
 

@@ -15,7 +15,7 @@ import {
 import { classify, Stop } from "./classify.ts";
 import { readFrame, writeFrame } from "./child_io.ts";
 import { GuestEnv, type GuestSetup } from "../kernel/guest.ts";
-import { WASI_FS_FN } from "../wasi/fs_ops.ts";
+import { WASI_FS_FN } from "../wasi/fs_remote.ts";
 
 /** Fuel handed out per refill: the deadline is checked about once a millisecond of loop. */
 const FUEL_CHUNK = 1 << 20;

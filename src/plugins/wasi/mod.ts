@@ -16,4 +16,5 @@ export {
 } from "./preview1.ts";
 export { type Preopen, preopensFromGrants } from "./paths.ts";
 export { Errno } from "./errno.ts";
-export { type FsOps, LocalFs, remoteFs, serveFs, WASI_FS_FN } from "./fs_ops.ts";
+export { type FsOps, LocalFs } from "./fs_ops.ts";
+export { remoteFs, serveFs, WASI_FS_FN } from "./fs_remote.ts";
