@@ -133,6 +133,24 @@ Deno.test("instrument - fuel is deterministic and grows with the work", async ()
   assertEquals(metered(small, "fib", 12)[1], metered(inst, "fib", 12)[1]);
 });
 
+Deno.test("instrument - work before a tail call of an import is not lost from the count", async () => {
+  const run = await runWithKernel(instrument(
+    await compileWat(
+      `(module (import "extism:host/env" "length" (func $len (param i64) (result i64)))
+      (memory (export "memory") 1)
+      (func $f (result i64) (memory.fill (i32.const 0) (i32.const 1) (i32.const 40000))
+        (return_call $len (i64.const 0)))
+      (func (export "go") (param $n i32) (result i32)
+        (loop $l (drop (call $f)) (local.tee $n (i32.sub (local.get $n) (i32.const 1))) (br_if $l))
+        (i32.const 0)))`,
+    ),
+  ));
+  const [, one] = metered(run, "go", 1);
+  const [, hundred] = metered(run, "go", 100);
+  assert(one >= 10_000, `a 40,000-byte fill is charged: ${one}`);
+  assert(hundred >= 100 * 10_000, `every call's fill is charged: ${hundred}`);
+});
+
 Deno.test("instrument - call_indirect costs an import call only when a table can hold an import", async () => {
   const wat = (target: string) =>
     `(module (import "extism:host/env" "length" (func $len (param i64) (result i64)))

@@ -312,11 +312,9 @@ export function rewriteBody(
         }
         break;
       case Kind.ReturnCall:
+        flush(); // this frame ends here, even when the callee is an import
         if (d.imm < imported) w.bytes(src, s, e);
-        else {
-          flush();
-          w.byte(0x12).u32(d.imm + 1);
-        }
+        else w.byte(0x12).u32(d.imm + 1);
         break;
       case Kind.CallIndirect:
         flush();
