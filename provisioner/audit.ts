@@ -110,6 +110,26 @@ async function tailHead(f: Deno.FsFile, size: number, want: number): Promise<Aud
   }
 }
 
+async function endsWithoutNewline(path: string): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+  try {
+    const size = (await f.stat()).size;
+    if (size === 0) return false;
+    await f.seek(size - 1, Deno.SeekMode.Start);
+    const b = new Uint8Array(1);
+    await f.read(b);
+    return b[0] !== 0x0a;
+  } finally {
+    f.close();
+  }
+}
+
 /** Options of {@linkcode audit}. */
 export interface AuditOptions {
   /** Publish the new head to these records (truncation anchor). */
@@ -144,7 +164,9 @@ export function audit(
         prev: head.hash,
       };
       const hash = mac(key, body);
-      await Deno.writeTextFile(path, JSON.stringify({ ...body, hash }) + "\n", {
+      // a writer killed mid-line left a partial record: start on a new line (verify names it)
+      const sep = (await endsWithoutNewline(path)) ? "\n" : "";
+      await Deno.writeTextFile(path, sep + JSON.stringify({ ...body, hash }) + "\n", {
         append: true,
         mode: 0o600,
       });

@@ -54,6 +54,7 @@ Deno.test("audit - serve and CLI commands interleave into one chain; edits, reco
       );
       for (const e of enrols) assertEquals(e.status, 200, JSON.stringify(e.body));
       for (const r of await issuing) assertEquals(r.code, 0, r.stderr);
+      assertEquals(await serve.stop(), 0, `SIGTERM ends serve cleanly: ${serve.stderr()}`);
     }
     const ok = await saasCli(home, srv.url, ["audit", "verify", "--json"]);
     assertEquals(ok.code, 0, ok.stderr + ok.stdout);
@@ -127,6 +128,11 @@ Deno.test("audit - serve and CLI commands interleave into one chain; edits, reco
     const after = await verifyAudit(home, { records });
     assertEquals(after.badLine, 0, after.reason);
     assertEquals(after.records, lines.length + 2);
+    // a writer killed mid-record: the next append starts a new line and verify names the stub
+    await Deno.writeTextFile(log, '{"seq":999,"time":"2026', { append: true });
+    await audit(home, { event: "test.after-crash" }, { anchor: records });
+    const crash = await verifyAudit(home, { records });
+    assertEquals([crash.badLine, crash.reason], [lines.length + 3, "not JSON"]);
   } finally {
     await Deno.remove(home, { recursive: true }).catch(() => {});
   }

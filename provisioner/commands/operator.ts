@@ -240,7 +240,17 @@ export function registerOperatorCommands(program: Command): void {
           port: srv.addr.port,
           mediators: mediators?.customers() ?? [],
         }));
+        // SIGTERM/SIGINT: finish the requests in flight and their audit records, then exit
+        let stopping: Promise<void> | null = null;
+        const stop = () => {
+          stopping ??= srv.shutdown();
+        };
+        Deno.addSignalListener("SIGTERM", stop);
+        Deno.addSignalListener("SIGINT", stop);
         await srv.finished;
+        await stopping;
+        Deno.removeSignalListener("SIGTERM", stop);
+        Deno.removeSignalListener("SIGINT", stop);
         await mediators?.stop();
       },
     );

@@ -37,6 +37,8 @@ export async function saasCli(
 export interface SaasServe extends AsyncDisposable {
   url: string;
   stderr(): string;
+  /** Sends SIGTERM and resolves with the exit code. */
+  stop(): Promise<number>;
 }
 
 /** Starts `mr-saas serve --listen 127.0.0.1:0 …extra` and waits for its port. */
@@ -87,15 +89,22 @@ export async function saasServe(
       err += dec.decode(value);
     }
   })();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    stderr: () => err,
-    async [Symbol.asyncDispose]() {
+  let stopped: Promise<number> | null = null;
+  const stop = () =>
+    stopped ??= (async () => {
       try {
         child.kill("SIGTERM");
       } catch { /* gone */ }
-      await child.status;
+      const { code } = await child.status;
       await drain;
+      return code;
+    })();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stderr: () => err,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
     },
   };
 }
