@@ -319,6 +319,17 @@ Deno.test("hostile node - with a node's own creds (and none) every attack is ref
         new Promise((r) => setTimeout(() => r("running"), 200)),
       ]);
       assertEquals(status, "running", "the daemon is still running");
+      // nothing lost: its spool drained and nothing was parked as undeliverable
+      await waitFor(
+        async () => {
+          const sp = (await again.health())?.spool as
+            | { depth?: number; dead_letters?: number; dropped?: number }
+            | undefined;
+          return sp?.depth === 0 && sp.dead_letters === 0 && sp.dropped === 0;
+        },
+        20_000,
+        "spool drained, no dead letters, nothing dropped",
+      );
       // its events still flow: the rejections are in MR_EVENTS
       const ev = await jetstreamManager(fleet.admin);
       const last = await ev.streams.getMessage("MR_EVENTS", {
