@@ -45,6 +45,9 @@ export interface PluginEntry {
 /** A place in the pool: its current process and the queue of operations on it. */
 export class Slot {
   proc: HostProcess | null = null;
+  /** Started while an operation ran past its deadline: the next process if this one is killed. */
+  standby: HostProcess | null = null;
+  standbyTimer: ReturnType<typeof setTimeout> | undefined;
   starting: Promise<HostProcess> | null = null;
   restarts = 0;
   readonly entries = new Set<PluginEntry>();

@@ -39,6 +39,8 @@ import {
 const LOAD_MIN_MS = 1_000;
 /** A call that waited this long before it started is logged (with `queued_ms`). */
 const QUEUE_WARN_MS = 1_000;
+/** How long a standby process started during a grace period is kept unused. */
+const STANDBY_MS = 10_000;
 /** V8 old-space limit of a host process. */
 const HOST_HEAP_MB = 128;
 
@@ -70,11 +72,8 @@ class SandboxImpl implements Sandbox {
     return this.options.killGraceMs ?? 500;
   }
 
-  /** The slot's live process, started (and its plugins reloaded) when needed. */
-  async #ensure(slot: Slot): Promise<HostProcess> {
-    if (slot.proc && !slot.proc.dead) return slot.proc;
-    if (this.#closed) throw new SandboxError("trap", "Sandbox is closed");
-    const proc = new HostProcess({
+  #spawn(slot: Slot): HostProcess {
+    const proc: HostProcess = new HostProcess({
       heapMb: HOST_HEAP_MB,
       ceilingMb: this.options.processMemoryMb ?? 512,
       watchMs: 50,
@@ -83,7 +82,37 @@ class SandboxImpl implements Sandbox {
       host: (m, input, p) => void answerHost(this.entries.get(m.key), m, input, p),
       log: (m) => this.#log(m),
       exit: (p, cause, detail) => this.#onExit(slot, p, cause, detail),
+      overdue: (p) => this.#onOverdue(slot, p),
     });
+    return proc;
+  }
+
+  /**
+   * An operation ran past its deadline: start the slot's next process during the grace
+   * period, so a kill does not add a process start to the neighbours' wait. Closed unused
+   * after {@linkcode STANDBY_MS}.
+   */
+  #onOverdue(slot: Slot, proc: HostProcess): void {
+    if (slot.proc !== proc || this.#closed || (slot.standby && !slot.standby.dead)) return;
+    const standby = this.#spawn(slot);
+    slot.standby = standby;
+    clearTimeout(slot.standbyTimer);
+    slot.standbyTimer = setTimeout(() => {
+      if (slot.standby !== standby) return;
+      slot.standby = null;
+      void standby.close();
+    }, STANDBY_MS);
+    Deno.unrefTimer(slot.standbyTimer as unknown as number);
+  }
+
+  /** The slot's live process, started (and its plugins reloaded) when needed. */
+  async #ensure(slot: Slot): Promise<HostProcess> {
+    if (slot.proc && !slot.proc.dead) return slot.proc;
+    if (this.#closed) throw new SandboxError("trap", "Sandbox is closed");
+    let proc = slot.standby && !slot.standby.dead ? slot.standby : null;
+    slot.standby = null;
+    clearTimeout(slot.standbyTimer);
+    proc ??= this.#spawn(slot);
     if (slot.proc) slot.restarts++;
     slot.proc = proc;
     await proc.ready;
@@ -98,6 +127,7 @@ class SandboxImpl implements Sandbox {
   }
 
   #onExit(slot: Slot, proc: HostProcess, cause: ExitCause, detail: string): void {
+    if (slot.standby === proc) slot.standby = null;
     if (slot.proc !== proc) return;
     for (const e of slot.entries) e.loaded = false;
     if (cause === "closed" || this.#closed) return;
@@ -177,6 +207,7 @@ class SandboxImpl implements Sandbox {
         },
         entry.bytes,
         deadline + this.graceMs,
+        deadline,
       );
       if (done.header.failure) throw toError(done.header.failure);
       entry.loaded = true;
@@ -227,6 +258,7 @@ class SandboxImpl implements Sandbox {
             { t: "call", key: entry.key, fn, limits: callLimits(entry.limits, deadline) },
             input,
             deadline + this.graceMs,
+            deadline,
           );
           if (done.header.failure) throw toError(done.header.failure);
           return done.body;
@@ -338,7 +370,8 @@ class SandboxImpl implements Sandbox {
     this.#closed = true;
     for (const e of this.entries.values()) e.op?.abort?.abort();
     this.entries.clear();
-    await Promise.all(this.slots.map((s) => s.proc?.close()));
+    for (const s of this.slots) clearTimeout(s.standbyTimer);
+    await Promise.all(this.slots.flatMap((s) => [s.proc?.close(), s.standby?.close()]));
     this.#state?.close();
     this.#state = null;
   }

@@ -29,6 +29,8 @@ export interface HostProcessEvents {
   log(msg: Extract<FromHost, { t: "log" }>): void;
   /** The process ended (after pending operations were rejected). */
   exit(proc: HostProcess, cause: ExitCause, detail: string): void;
+  /** The operation in flight passed its deadline (its kill time is near): once per operation. */
+  overdue?(proc: HostProcess): void;
 }
 
 /** Options of a host process. */
@@ -55,6 +57,8 @@ export class HostProcess {
   #killCause: ExitCause | null = null;
   /** Epoch ms past which the operation in flight gets the process killed (0 = none). */
   #killAt = 0;
+  /** Epoch ms of the operation's deadline (the `overdue` event), 0 once reported. */
+  #overdueAt = 0;
   #watch: ReturnType<typeof setInterval> | undefined;
   #stderr = "";
   #readyResolve!: () => void;
@@ -133,9 +137,14 @@ export class HostProcess {
 
   #sample(): void {
     if (this.dead) return;
-    if (this.#killAt && Date.now() >= this.#killAt) {
+    const now = Date.now();
+    if (this.#killAt && now >= this.#killAt) {
       this.kill("deadline");
       return;
+    }
+    if (this.#overdueAt && now >= this.#overdueAt) {
+      this.#overdueAt = 0;
+      this.events.overdue?.(this);
     }
     const rss = this.rssMb();
     if (rss > this.peakRssMb) this.peakRssMb = rss;
@@ -179,6 +188,7 @@ export class HostProcess {
         const p = this.#pending.get(m.id);
         this.#pending.delete(m.id);
         this.#killAt = 0;
+        this.#overdueAt = 0;
         p?.resolve(f as Frame<Done>);
         return;
       }
@@ -199,12 +209,14 @@ export class HostProcess {
 
   /**
    * Sends a load/unload/call and resolves with its `done` frame. When `killAt` (epoch ms) is
-   * given, the process is killed if the answer has not come by then.
+   * given, the process is killed if the answer has not come by then; past `deadline` the
+   * `overdue` event fires first (the sandbox starts a standby process during the grace).
    */
   request(
     header: DistributiveOmit<Exclude<ToHost, { t: "reply" }>, "id">,
     body: Uint8Array | null,
     killAt?: number,
+    deadline?: number,
   ): Promise<Frame<Done>> {
     if (this.dead) {
       return Promise.reject(new HostProcessExit("crash", "Sandbox host process is gone", 0));
@@ -216,6 +228,9 @@ export class HostProcess {
     p.catch(() => {}); // the caller awaits p; a close() must not leave it unhandled
     // checked by the watchdog tick (no timer per call: they cost more than the call)
     this.#killAt = killAt ?? 0;
+    // a metered call stops itself at its deadline and answers within ms: wait a little
+    // before calling it overdue
+    this.#overdueAt = deadline && killAt ? deadline + Math.min(100, (killAt - deadline) / 2) : 0;
     this.send({ ...header, id } as ToHost, body);
     return p;
   }
