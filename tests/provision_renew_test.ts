@@ -143,3 +143,79 @@ Deno.test("provisioning - the webhook decides; credentials are renewed before th
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("provisioning - the node keeps its credentials when a renewal answer is not signed by its provisioner", async () => {
+  const home = await Deno.makeTempDir({ prefix: "mr-home-" });
+  const work = await Deno.makeTempDir({ prefix: "mr-renew-" });
+  try {
+    await initOperator(home);
+    await using srv = await startNatsServer({ config: await operatorConfigLines(home) });
+    const acme = await addAccount(home, "acme", { server: srv.url });
+    const admin = await connect({
+      servers: srv.url,
+      authenticator: credsAuthenticator(await Deno.readFile(acme.adminCreds)),
+    });
+    await ensureStreams(admin);
+    const prov = await serveProvisioner({ home, servers: [srv.url], credsTtlMs: 12_000 });
+    // a man in the middle: passes everything on, but strips the signature of renewal
+    // answers (the JWT inside is real and valid)
+    let stripped = 0;
+    const mitm = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+      const u = new URL(req.url);
+      const r = await fetch(`http://127.0.0.1:${prov.addr.port}${u.pathname}`, {
+        method: req.method,
+        ...(req.method === "POST" ? { body: await req.text() } : {}),
+      });
+      const body = await r.json();
+      if (u.pathname === "/v1/renew" && body.signed) {
+        delete body.signed;
+        stripped++;
+      }
+      return Response.json(body, { status: r.status });
+    });
+    try {
+      const { token } = await issueToken(home, {
+        server: srv.url,
+        customer: "acme",
+        site: "site1",
+        provisioner: `http://127.0.0.1:${mitm.addr.port}`,
+        ttlMs: 3600_000,
+      });
+      const tokenFile = join(work, "token.jwt");
+      await Deno.writeTextFile(tokenFile, token);
+      const stateDir = join(work, "n1");
+      const ok = await provisionCli(tokenFile, stateDir, "n1");
+      assertEquals(ok.code, 0, ok.stderr);
+      const config = JSON.parse(await Deno.readTextFile(join(stateDir, "config.json")));
+      assertMatch(config.provisioner.key, /^A[A-Z2-7]{55}$/, "the token's issuer is kept");
+      const credsPath = join(stateDir, "identity/node.creds");
+      const before = await Deno.readTextFile(credsPath);
+      await using node = await startNode({
+        natsUrl: srv.url,
+        stateDir,
+        configFile: join(stateDir, "config.json"),
+      });
+      const h = await waitFor(
+        async () => {
+          const d = await node.health();
+          const r = (d?.modules as Record<string, { last_error: string | null }> | undefined)
+            ?.renewal;
+          return r?.last_error ? r : null;
+        },
+        20_000,
+        "a refused renewal answer",
+      );
+      assertMatch(h.last_error!, /not signed/);
+      assert(stripped >= 1);
+      assertEquals(await Deno.readTextFile(credsPath), before, "the old creds are kept");
+      await node.stop();
+    } finally {
+      await mitm.shutdown();
+      await prov.shutdown();
+      await admin.close();
+    }
+  } finally {
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+});
