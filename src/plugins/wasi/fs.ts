@@ -1,35 +1,20 @@
 /**
- * The WASI file descriptor table and file operations, on synchronous Deno file APIs (the
- * guest's memory lives in this thread and it blocks while a WASI function runs). Every
- * path goes through `paths.ts`; every failure is an errno, never an exception.
+ * The WASI file descriptor table, on synchronous file APIs (the guest blocks while a WASI
+ * function runs; in the sandbox this table lives in the daemon, behind `wasi_fs` host
+ * calls). Every path goes through `paths.ts`, every open through the `mr_file_*` hardening
+ * (no final symlink, no FIFO hang, the descriptor's real path checked); every failure is an
+ * errno, never an exception.
  *
  * @module
  */
 import nodeFs from "node:fs";
-import { Errno, FdFlags, FileType, OFlags, Rights, WRITE_RIGHTS } from "./errno.ts";
+import { Errno, FdFlags, OFlags, Rights, WRITE_RIGHTS } from "./errno.ts";
 import { allowed, type Preopen, type Resolved, resolveIn, visible, within } from "./paths.ts";
+import { errnoOf, fdRealPath } from "./fs_util.ts";
+
+export { errnoOf, fdRealPath, fileTypeOf } from "./fs_util.ts";
 
 const C = nodeFs.constants;
-
-/**
- * The real path of an open descriptor (`/proc/self/fd/N`; else the name's real path when
- * it is still the same file), as the `mr_file_*` hardening checks it: what was opened, not
- * what the name pointed at before the open.
- */
-export function fdRealPath(fd: number, name: string): string | null {
-  try {
-    return nodeFs.readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    try {
-      const real = nodeFs.realpathSync(name);
-      const a = nodeFs.statSync(real);
-      const b = nodeFs.fstatSync(fd);
-      return a.ino === b.ino && a.dev === b.dev ? real : null;
-    } catch {
-      return null;
-    }
-  }
-}
 
 /** One open descriptor. */
 export interface FdEntry {
@@ -59,32 +44,6 @@ export interface FsLimits {
 /** Called for each refusal of a path outside the grant (audit). */
 export type DenyHook = (fn: string, detail: Record<string, unknown>) => void;
 
-/** Maps a Deno error to an errno. */
-export function errnoOf(err: unknown): Errno {
-  if (err instanceof Deno.errors.NotFound) return Errno.NOENT;
-  if (err instanceof Deno.errors.AlreadyExists) return Errno.EXIST;
-  if (err instanceof Deno.errors.PermissionDenied) return Errno.ACCES;
-  if (err instanceof Deno.errors.IsADirectory) return Errno.ISDIR;
-  if (err instanceof Deno.errors.NotADirectory) return Errno.NOTDIR;
-  if (err instanceof Deno.errors.FilesystemLoop) return Errno.LOOP;
-  if (err instanceof Deno.errors.InvalidData) return Errno.INVAL;
-  const code = (err as { code?: string }).code;
-  const byCode: Record<string, Errno> = {
-    ENOENT: Errno.NOENT,
-    EEXIST: Errno.EXIST,
-    EACCES: Errno.ACCES,
-    EPERM: Errno.PERM,
-    EISDIR: Errno.ISDIR,
-    ENOTDIR: Errno.NOTDIR,
-    ELOOP: Errno.LOOP,
-    ENOTEMPTY: Errno.NOTEMPTY,
-    EFBIG: Errno.FBIG,
-    EINVAL: Errno.INVAL,
-    EBADF: Errno.BADF,
-  };
-  return (code ? byCode[code] : undefined) ?? Errno.IO;
-}
-
 function reasonErrno(r: Exclude<Resolved, { ok: true }>): Errno {
   switch (r.reason) {
     case "denied":
@@ -100,14 +59,6 @@ function reasonErrno(r: Exclude<Resolved, { ok: true }>): Errno {
     default:
       return Errno.IO;
   }
-}
-
-/** File type of a Deno stat. */
-export function fileTypeOf(st: Deno.FileInfo): number {
-  if (st.isFile) return FileType.REGULAR_FILE;
-  if (st.isDirectory) return FileType.DIRECTORY;
-  if (st.isSymlink) return FileType.SYMBOLIC_LINK;
-  return FileType.UNKNOWN;
 }
 
 /** The descriptor table of one guest. */

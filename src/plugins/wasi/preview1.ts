@@ -13,6 +13,8 @@ import type { DenyHook, FsLimits } from "./fs.ts";
 import { fsCalls } from "./fs_calls.ts";
 import { type FsOps, LocalFs } from "./fs_ops.ts";
 import { Fault, Mem } from "./memory.ts";
+import { Lines } from "./lines.ts";
+import { WASI_FUNCTIONS } from "./names.ts";
 import type { Preopen } from "./paths.ts";
 
 /** `proc_exit(code)`: ends the call; the runtime reports `code`. */
@@ -71,61 +73,9 @@ export interface WasiOptions {
   onDeny?: DenyHook;
 }
 
-/** Every preview 1 function; each has a defined behaviour here (some `ENOSYS`). */
-export const WASI_FUNCTIONS = [
-  "args_get",
-  "args_sizes_get",
-  "environ_get",
-  "environ_sizes_get",
-  "clock_res_get",
-  "clock_time_get",
-  "fd_advise",
-  "fd_allocate",
-  "fd_close",
-  "fd_datasync",
-  "fd_fdstat_get",
-  "fd_fdstat_set_flags",
-  "fd_fdstat_set_rights",
-  "fd_filestat_get",
-  "fd_filestat_set_size",
-  "fd_filestat_set_times",
-  "fd_pread",
-  "fd_prestat_get",
-  "fd_prestat_dir_name",
-  "fd_pwrite",
-  "fd_read",
-  "fd_readdir",
-  "fd_renumber",
-  "fd_seek",
-  "fd_sync",
-  "fd_tell",
-  "fd_write",
-  "path_create_directory",
-  "path_filestat_get",
-  "path_filestat_set_times",
-  "path_link",
-  "path_open",
-  "path_readlink",
-  "path_remove_directory",
-  "path_rename",
-  "path_symlink",
-  "path_unlink_file",
-  "poll_oneoff",
-  "proc_exit",
-  "proc_raise",
-  "sched_yield",
-  "random_get",
-  "sock_accept",
-  "sock_recv",
-  "sock_send",
-  "sock_shutdown",
-] as const;
-
-/** The import module name. */
-export const WASI_MODULE = "wasi_snapshot_preview1";
+export { WASI_FUNCTIONS, WASI_MODULE } from "./names.ts";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
 const defaultClock = {
@@ -141,38 +91,6 @@ export interface Wasi {
   /** Closes every file the guest opened. */
   close(): void;
   readonly fs: FsOps;
-}
-
-/** Line-splits a stream and rate-limits the lines (a token bucket shared by both streams). */
-class Lines {
-  #buf = "";
-  constructor(
-    private readonly sink: (line: string) => void,
-    private readonly gate: () => boolean,
-    private readonly max: number,
-  ) {}
-  write(bytes: Uint8Array): void {
-    this.#buf += decoder.decode(bytes, { stream: true });
-    let nl: number;
-    while ((nl = this.#buf.indexOf("\n")) >= 0) {
-      this.#emit(this.#buf.slice(0, nl));
-      this.#buf = this.#buf.slice(nl + 1);
-    }
-    while (this.#buf.length > this.max) {
-      this.#emit(this.#buf.slice(0, this.max));
-      this.#buf = this.#buf.slice(this.max);
-    }
-  }
-  flush(): void {
-    if (this.#buf) this.#emit(this.#buf);
-    this.#buf = "";
-  }
-  #emit(line: string): void {
-    const l = line.endsWith("\r") ? line.slice(0, -1) : line;
-    for (let i = 0; i < l.length || i === 0; i += this.max) {
-      if (this.gate()) this.sink(l.slice(i, i + this.max));
-    }
-  }
 }
 
 /** Builds the `wasi_snapshot_preview1` import object for one guest. */
