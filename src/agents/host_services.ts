@@ -15,7 +15,7 @@
 import { Kvm } from "@nats-io/kv";
 import type { DaemonContext, ElectionModule, GovernorModule } from "../daemon/types.ts";
 import type { HostServices } from "../host/services.ts";
-import { HostCallError } from "../plugins/host_functions.ts";
+import { HostCallError } from "../plugins/host/errors.ts";
 import { AGENT_MIN_PRIORITY } from "../plugins/host/limits.ts";
 import { SpoolFullError } from "../spool/mod.ts";
 import { parseDuration } from "../util/duration.ts";
