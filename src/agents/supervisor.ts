@@ -23,91 +23,26 @@
  */
 import type { AgentSpec } from "../desired/spec.ts";
 import type { AgentPlugin } from "../plugins/types.ts";
-import type { Logger } from "../log/logger.ts";
 import { parseDuration } from "../util/duration.ts";
 import { Backoff, jittered } from "../util/backoff.ts";
-import type { Clock, TimerHandle } from "../util/clock.ts";
+import type { TimerHandle } from "../util/clock.ts";
 import { AgentCallError, errorInfo, isPermanentStartError } from "./errors.ts";
-import type { RolloutGate } from "./rollout.ts";
+import { closeInstance, initInstance, reconcileInput } from "./instance.ts";
+import type { SupervisorDeps, SupervisorSnapshot, SupervisorState } from "./supervisor_types.ts";
 
-/** The named states of a supervised agent. */
-export type SupervisorState =
-  | "idle"
-  | "downloading"
-  | "loading"
-  | "running"
-  | "waiting_governor"
-  | "swapping"
-  | "backoff"
-  | "rejected"
-  | "removing"
-  | "stopped";
-
-/** The timers a supervisor needs: the daemon's injected {@linkcode Clock}. */
-export type SupervisorClock = Pick<Clock, "now" | "setTimeout" | "clearTimeout">;
-
-/** A governor as the supervisor uses it (the daemon's `GovernorModule`). */
-export interface SupervisorGovernor {
-  acquire(
-    name: string,
-    options: { owner: string; capacity?: number; timeoutMs?: number },
-  ): Promise<{ held: boolean }>;
-  release(name: string, owner: string): Promise<void>;
-}
-
-/** What a supervisor is given. */
-export interface SupervisorDeps {
-  name: string;
-  clock: SupervisorClock;
-  logger: Logger;
-  /** The module's verified bytes (cache or download). */
-  fetch(spec: AgentSpec): Promise<Uint8Array>;
-  /** Loads the bytes into the sandbox with the spec's grants and limits (no `mr_init`). */
-  load(spec: AgentSpec, bytes: Uint8Array): Promise<AgentPlugin>;
-  /** This node's facts. */
-  facts(): Record<string, unknown>;
-  /** Emits `io.machineroom.agent.v1.<event>` for this agent. */
-  emit(event: string, data: Record<string, unknown>): void;
-  /** The running spec changed (the manager persists `running.json`). */
-  changed(): void;
-  /** Throws a `PolicyError` when local policy forbids `spec`. */
-  admit?(spec: AgentSpec): void;
-  /** The governor module, when the daemon has one. */
-  governor?(): SupervisorGovernor | undefined;
-  /** Records and gates rollouts (`rollout` specs). */
-  rollout?: RolloutGate;
-  /** Governor owner id. @default {name} */
-  owner?: string;
-  /** The desired-state version to report. */
-  version?(): number | null;
-  /** Random source for jitter. @default {Math.random} */
-  random?: () => number;
-}
-
-/** A read-only view of a supervisor (health, `agents` command). */
-export interface SupervisorSnapshot {
-  name: string;
-  state: SupervisorState;
-  /** The spec running now (or being started). */
-  spec: AgentSpec | null;
-  /** The spec wanted. */
-  desired: AgentSpec | null;
-  version: number | null;
-  restarts: number;
-  runs: number;
-  last_result: unknown;
-  last_run: string | null;
-  last_error: string | null;
-  /** Why the desired spec is held back (refused, rollout halted), if it is. */
-  held: string | null;
-}
+export type {
+  SupervisorClock,
+  SupervisorDeps,
+  SupervisorGovernor,
+  SupervisorSnapshot,
+  SupervisorState,
+} from "./supervisor_types.ts";
 
 const DEFAULT_INTERVAL_MS = 30_000;
 const MIN_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 60_000;
 /** Governor retry: a full governor is polled (try-once) so a new spec cancels the wait. */
 const GOVERNOR_RETRY_MS = 2_000;
-const enc = new TextEncoder();
 
 const keyOf = (spec: AgentSpec) => JSON.stringify(spec);
 
@@ -322,16 +257,8 @@ export class AgentSupervisor {
     return this.#backoff.next();
   }
 
-  async #close(plugin: AgentPlugin) {
-    if (plugin.has("mr_shutdown")) {
-      await plugin.call("mr_shutdown").catch((err) =>
-        this.#d.logger.warn("mr_shutdown failed", {
-          agent: this.#d.name,
-          error: errorInfo(err).message,
-        })
-      );
-    }
-    await plugin.close().catch(() => {});
+  #close(plugin: AgentPlugin): Promise<void> {
+    return closeInstance(plugin, this.#d.logger, this.#d.name);
   }
 
   /** Download + load + mr_init; the new plugin, or throws (tagged with the phase). */
@@ -350,14 +277,7 @@ export class AgentSupervisor {
       await plugin.close().catch(() => {});
       return null;
     }
-    try {
-      if (plugin.has("mr_init")) {
-        await plugin.call("mr_init", enc.encode(JSON.stringify(spec.config ?? null)));
-      }
-    } catch (err) {
-      await plugin.close().catch(() => {});
-      throw Object.assign(err as object, { phase: "init" });
-    }
+    await initInstance(plugin, spec);
     if (stale()) {
       await this.#close(plugin);
       return null;
@@ -571,17 +491,16 @@ export class AgentSupervisor {
     if (!cur.plugin.has("mr_reconcile")) return true;
     const spec = cur.spec;
     try {
-      const result = await cur.plugin.callJson("mr_reconcile", {
-        desired: spec.config ?? null,
-        // ABI.md: without the facts grant the field is {}
-        facts: spec.grants.facts ? this.#d.facts() : {},
-        state: {
-          last_status: (this.#lastResult as { status?: unknown } | null)?.status ?? null,
+      const result = await cur.plugin.callJson(
+        "mr_reconcile",
+        reconcileInput(spec, this.#d.facts, {
+          lastResult: this.#lastResult,
           runs: this.#runs,
-          last_run: this.#lastRun,
-        },
-        trigger: { kind, at: new Date(this.#d.clock.now()).toISOString() },
-      });
+          lastRun: this.#lastRun,
+          kind,
+          now: this.#d.clock.now(),
+        }),
+      );
       this.#runs++;
       this.#lastResult = result;
       this.#lastRun = new Date(this.#d.clock.now()).toISOString();
