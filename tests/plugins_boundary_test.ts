@@ -169,3 +169,59 @@ Deno.test("boundary - a log flood is cut at the agent's rate, counted, and other
   assertEquals(await quiet.callJson("mr_log", { msg: "still here" }), {});
   assert(t.logs.some((l) => JSON.parse(l).agent === "quiet"));
 });
+
+Deno.test("boundary - with a spool full of lifecycle events an agent's priority-0 submit is refused (unavailable) and evicts nothing", async () => {
+  const { createSandbox } = await import("../src/plugins/mod.ts");
+  const { createLogger } = await import("../src/log/logger.ts");
+  const { openSpool } = await import("../src/spool/mod.ts");
+  const { createOutbox } = await import("../src/events/mod.ts");
+  const { createDaemonServices } = await import("../src/agents/host_services.ts");
+  const dir = await Deno.makeTempDir({ prefix: "mr-full-" });
+  const spool = openSpool(":memory:", { maxBytes: 16 * 1024 });
+  const config = { customer: "acme", site: "s1", node: "n1" };
+  const outbox = createOutbox({ spool, config });
+  const logger = createLogger({ level: "silent" });
+  const ctx = {
+    config,
+    logger,
+    outbox,
+    natsNow: () => null,
+    module: () => undefined,
+    facts: () => ({}),
+  } as unknown as Parameters<typeof createDaemonServices>[0];
+  const sandbox = await createSandbox({
+    stateDir: dir,
+    services: createDaemonServices(ctx),
+    logger,
+  });
+  try {
+    // fill the spool with lifecycle events (priority 1)
+    const lifecycle: string[] = [];
+    for (let i = 0; spool.stats().bytes < 15 * 1024; i++) {
+      lifecycle.push(
+        await outbox.event("lifecycle", "alive", { i, pad: pad(500) }, { priority: 1 }),
+      );
+    }
+    const p = await sandbox.load(await compileWat("boundary"), { name: "greedy", grants, limits });
+    for (const priority of [0, 4]) {
+      const r = await p.callJson<Reply>("mr_submit", {
+        subject: "orders",
+        payload: { pad: pad(2000) },
+        priority,
+      });
+      assertEquals(r.error?.code, "unavailable", JSON.stringify(r).slice(0, 300));
+      assert(r.error!.message.includes("higher-priority"), r.error!.message);
+    }
+    const ev = await p.callJson<Reply>("mr_event", { type: "big", data: pad(2000) });
+    assertEquals(ev.error?.code, "unavailable");
+    // every lifecycle event is still queued, at priority 1
+    const queued = spool.next(10_000);
+    assertEquals(queued.map((m) => m.id), lifecycle);
+    assert(queued.every((m) => m.priority === 1));
+    assert(spool.stats().dropped >= 3, "the refusals are counted");
+  } finally {
+    await sandbox.close();
+    spool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
