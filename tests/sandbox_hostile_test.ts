@@ -248,3 +248,47 @@ Deno.test("hostile - a host process killed from outside: the call in flight is a
   await new Promise((r) => setTimeout(r, 300));
   assertEquals(text(await idle.call("echo", "y")), "y");
 });
+
+Deno.test("hostile - a daemon killed during a long call leaves no sandbox host process behind", async () => {
+  const root = new URL("../", import.meta.url);
+  const code = `
+    const { createSandbox, createPrintingServices } = await import("${root}src/plugins/mod.ts");
+    const { silentLogger } = await import("${root}src/log/logger.ts");
+    const { compileWat } = await import("${root}tests/helpers/wat.ts");
+    const sb = await createSandbox({ stateDir: await Deno.makeTempDir(),
+      services: createPrintingServices(() => {}), logger: silentLogger });
+    const p = await sb.load(await compileWat("runaway"), { name: "long", grants: {},
+      limits: { fuel: 1e15, timeout_ms: 600000 } });
+    void p.call("spin").catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    console.log(sb.processes()[0].pid);
+    await new Promise(() => {});
+  `;
+  const daemon = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--config", new URL("deno.json", root).pathname, code],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = daemon.stdout.getReader();
+  let out = "";
+  while (!out.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const pid = Number(out.trim());
+  assert(pid > 0, `host pid: ${out}`);
+  const busy0 = cpuTicks(pid)!;
+  await new Promise((r) => setTimeout(r, 300));
+  assert(cpuTicks(pid)! > busy0, "the host process is running the call");
+  daemon.kill("SIGKILL");
+  await daemon.status;
+  await daemon.stdout.cancel().catch(() => {});
+  let gone = false;
+  for (let i = 0; i < 40 && !gone; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    gone = cpuTicks(pid) === null || Deno.readTextFileSync(`/proc/${pid}/stat`).includes(") Z ");
+  }
+  assert(gone, "the orphaned host process ended within 2 s");
+});

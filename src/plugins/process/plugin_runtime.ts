@@ -21,6 +21,8 @@ import { WASI_FS_FN } from "../wasi/fs_remote.ts";
 const FUEL_CHUNK = 1 << 20;
 
 const decoder = new TextDecoder();
+/** The daemon: when it is gone (its pid no longer our parent) a running call ends the process. */
+const PARENT = Deno.ppid;
 
 /** Per-call state read by host/kernel functions. */
 interface CallState {
@@ -179,6 +181,8 @@ async function instantiate(h: Hosted): Promise<void> {
       // Metered code asks for the next chunk of fuel when its counter runs out.
       "mr:sandbox": {
         refill: (): number => {
+          // an orphan (the daemon was killed) must not keep running a long call
+          if (Deno.ppid !== PARENT) Deno.exit(1);
           const c = h.call;
           if (Date.now() >= c.limits.deadline) {
             c.timedOut = true;
