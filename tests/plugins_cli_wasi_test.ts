@@ -29,7 +29,7 @@ async function mr(args: string[], cwd: string, stdin?: string) {
 Deno.test("plugin cli - raw --input, --input-file, --input - and --config for config_get", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mr-cli-wasi-" });
   try {
-    for (const n of ["echo", "kernel", "wasi_reactor", "wasi_command"]) {
+    for (const n of ["echo", "kernel", "wasi_reactor", "wasi_command", "wasi_spin_init"]) {
       await Deno.writeFile(`${dir}/${n}.wasm`, await compileWat(n));
     }
     // bytes as given, not JSON
@@ -144,6 +144,18 @@ Deno.test("plugin cli - raw --input, --input-file, --input - and --config for co
     ], dir);
     assertEquals(spin.code, 3);
     assertMatch(spin.stderr.trim().split("\n").at(-1)!, /fuel_exhausted/);
+    // so is a spin in a reactor's _initialize (it runs at the first call)
+    const init = await mr([
+      "plugin",
+      "run",
+      `${dir}/wasi_spin_init.wasm`,
+      "--timeout-ms",
+      "500",
+      "--fuel",
+      "1000000000000",
+    ], dir);
+    assertEquals(init.code, 3);
+    assertMatch(init.stderr.trim().split("\n").at(-1)!, /"code":"timeout"/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
