@@ -33,6 +33,7 @@ import {
 import { createReplicator, type Replicator } from "../replicator/mod.ts";
 import { openSpool, type Spool } from "../spool/mod.ts";
 import { serveSpoolRequests } from "../spool/requests.ts";
+import { diskBudget } from "../spool/disk_budget.ts";
 import { parseDuration } from "../util/duration.ts";
 import { ulid } from "../util/ulid.ts";
 import type { CommandHandler, DaemonContext, DaemonModule } from "./types.ts";
@@ -162,7 +163,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   await atomicWrite(pidFile, `${Deno.pid}\n`, { mode: 0o644 });
 
   const spoolCap = config.spool?.max_bytes ?? DEFAULT_SPOOL_CAP;
-  const spool = openSpool(join(stateDir, "spool.db"), { maxBytes: spoolCap, logger: log });
+  const spoolPath = join(stateDir, "spool.db");
+  const spool = openSpool(spoolPath, { maxBytes: spoolCap, logger: log });
+  // the spool's share of its disk (src/spool/disk_budget.ts), re-measured with each health
+  let disk: { cap: number; available: number } = { cap: spoolCap, available: -1 };
+  const measureDisk = async () => {
+    const b = await diskBudget(spoolPath, spoolCap, spool.stats().bytes);
+    if (!b) return;
+    if (b.cap < spoolCap && b.cap !== disk.cap) {
+      log.warn("spool capped by free disk space", { cap: b.cap, available: b.available });
+    }
+    disk = { cap: spool.limit(b.cap), available: b.available };
+  };
+  await measureDisk();
   const ttlMs = parseDuration(config.spool?.ttl ?? "7d");
   const outbox = createOutbox({ spool, config, defaultTtlMs: ttlMs });
   const conn: NodeConnection = startConnection(config, {
@@ -322,6 +335,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     if (ss.deadLetters > 0) {
       degrade(`${ss.deadLetters} messages refused by JetStream, parked as dead letters`);
     }
+    if (disk.cap < spoolCap && ss.bytes >= disk.cap * 0.9) {
+      degrade(
+        `spool limited to ${disk.cap} bytes by free disk space (${disk.available} bytes free)`,
+      );
+    }
     if (ss.bytes >= spoolCap * 0.9) {
       reasons.push("spool is over 90% of its cap");
       status = "unhealthy";
@@ -349,7 +367,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       spool: {
         depth: ss.depth,
         bytes: ss.bytes,
-        max_bytes: spoolCap,
+        max_bytes: disk.cap,
         oldest_unsent_age_ms: ss.oldestAgeMs,
         dropped: ss.dropped,
         expired: ss.expired,
@@ -474,7 +492,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     atomicWrite(healthFile, JSON.stringify(doc) + "\n", { mode: 0o644 }).catch((err) =>
       log.warn("cannot write health.json", { error: String(err) })
     );
-  timers.push(setInterval(() => writeHealth(health()), options.healthFileIntervalMs ?? 2000));
+  timers.push(setInterval(() => {
+    measureDisk().catch(() => {}).finally(() => writeHealth(health()));
+  }, options.healthFileIntervalMs ?? 2000));
   timers.push(setInterval(importDrops, 1000));
   // `machine-room spool dead-letters` while the daemon holds the spool
   let answering = false;

@@ -148,6 +148,12 @@ export interface Spool {
   purgeDeadLetters(ids?: string[]): number;
   /** Called after every append; returns an unsubscribe function. */
   onAppend(listener: () => void): () => void;
+  /**
+   * Sets the effective cap (at most the configured `maxBytes`; e.g. the daemon's share of
+   * the free disk space). Lowering it evicts at the next append, by the overflow policy.
+   * Returns the cap now in force.
+   */
+  limit(bytes: number): number;
   close(): void;
 }
 
@@ -175,7 +181,8 @@ function sizeOf(m: SpoolInput): number {
 
 /** Opens (creating if needed) the spool database at `path` (`:memory:` for tests). */
 export function openSpool(path: string, options: SpoolOptions = {}): Spool {
-  const maxBytes = options.maxBytes ?? DEFAULT_SPOOL_MAX_BYTES;
+  const configuredMax = options.maxBytes ?? DEFAULT_SPOOL_MAX_BYTES;
+  let maxBytes = configuredMax;
   const now = options.now ?? Date.now;
   const logger = options.logger;
   const db = new DatabaseSync(path);
@@ -253,7 +260,9 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
       db.exec("COMMIT");
       return r;
     } catch (e) {
-      db.exec("ROLLBACK");
+      // SQLite already rolled back after some errors (SQLITE_FULL): a ROLLBACK then would
+      // throw "no transaction is active" and hide the real error
+      if (db.isTransaction) db.exec("ROLLBACK");
       throw e;
     }
   }
@@ -397,6 +406,10 @@ export function openSpool(path: string, options: SpoolOptions = {}): Spool {
       if (appendMany([msg]).refused.length) throw new SpoolFullError(msg.id, msg.priority);
     },
     appendMany,
+    limit(n) {
+      maxBytes = Math.min(configuredMax, Math.max(64 * 1024, Math.floor(n)));
+      return maxBytes;
+    },
     next(limit, excludeIds) {
       if (closed) throw new Error("spool: closed");
       purgeExpired();
