@@ -21,7 +21,7 @@ import { parseDuration } from "../src/util/duration.ts";
 import { type RunningConsole, startConsole } from "../provisioner/console/mod.ts";
 
 const opts = new Command("demo")
-  .option("--duration <d>", "stop after this long (default: until Ctrl-C)")
+  .option("--duration <d>", "stop after this long, once the hot-swap was seen (default: Ctrl-C)")
   .parse(Deno.args, { from: "user" })
   .opts<{ duration?: string }>();
 
@@ -29,7 +29,20 @@ const say = (s: string) => console.log(`\x1b[1m==> ${s}\x1b[0m`);
 const stop = new AbortController();
 Deno.addSignalListener("SIGINT", () => stop.abort());
 Deno.addSignalListener("SIGTERM", () => stop.abort());
-if (opts.duration) setTimeout(() => stop.abort(), parseDuration(opts.duration));
+// --duration: stop after this long, but never before the hot-swap was seen (a slow machine
+// needs longer to show it; 60 s more at most)
+let swapped = false;
+if (opts.duration) {
+  const ms = parseDuration(opts.duration);
+  const started = Date.now();
+  const check = setInterval(() => {
+    const elapsed = Date.now() - started;
+    if (elapsed >= ms && (swapped || elapsed >= ms + 60_000)) {
+      clearInterval(check);
+      stop.abort();
+    }
+  }, 250);
+}
 
 const work = await Deno.makeTempDir({ prefix: "mr-demo-" });
 say(`working directory ${work}`);
@@ -52,7 +65,9 @@ try {
   nc.subscribe("mr.*.*.ev.>", {
     callback: (_err, m) => {
       try {
-        console.log("   " + formatEvent(m.json()));
+        const ev = m.json<Record<string, unknown>>();
+        console.log("   " + formatEvent(ev));
+        if (ev.type === "io.machineroom.agent.v1.updated") swapped = true;
       } catch { /* not JSON */ }
     },
   });
