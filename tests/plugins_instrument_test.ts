@@ -133,6 +133,27 @@ Deno.test("instrument - fuel is deterministic and grows with the work", async ()
   assertEquals(metered(small, "fib", 12)[1], metered(inst, "fib", 12)[1]);
 });
 
+Deno.test("instrument - a long straight run of host calls is cut by checks (the deadline is still asked)", async () => {
+  const calls = "(drop (call $len (i64.const 0)))".repeat(25_000); // 2.5 M units in one block
+  const wasm = await compileWat(`(module
+    (import "extism:host/env" "length" (func $len (param i64) (result i64)))
+    (memory (export "memory") 1) (func (export "go") (result i32) ${calls} (i32.const 0)))`);
+  const seen: string[] = [];
+  const { instance } = await WebAssembly.instantiate(
+    instrument(wasm) as Uint8Array<ArrayBuffer>,
+    {
+      "extism:host/env": { length: () => (seen.push("call"), 0n) },
+      "mr:sandbox": { refill: () => (seen.push("refill"), 1 << 20) },
+    },
+  );
+  (instance.exports["__mr_fuel_reset"] as () => void)();
+  (instance.exports["go"] as () => number)();
+  const firstCall = seen.indexOf("call");
+  assert(firstCall > 0, "charged before the first call");
+  assert(seen.lastIndexOf("refill") > firstCall, "refills (deadline checks) between the calls");
+  assertEquals(seen.filter((x) => x === "call").length, 25_000);
+});
+
 Deno.test("instrument - work before a tail call of an import is not lost from the count", async () => {
   const run = await runWithKernel(instrument(
     await compileWat(
@@ -168,7 +189,7 @@ Deno.test("instrument - call_indirect costs an import call only when a table can
 
 Deno.test("instrument - bulk operations are charged by length before they run", async () => {
   const inst = await runWithKernel(instrument(await compileWat("hostile_bulk")));
-  inst.budget(1_000_000); // < 32 MiB / 16
+  inst.budget(1_000_000); // < 32 MiB / 4
   (inst.exports["__mr_fuel_reset"] as () => void)();
   assertThrows(() => (inst.exports["fill"] as () => number)(), WebAssembly.RuntimeError);
   assertEquals(inst.memory()[0], 0, "the 32 MiB fill never started");
@@ -180,7 +201,7 @@ Deno.test("instrument - bulk operations are charged by length before they run", 
   assertEquals(inst.memory()[0], 7);
   assert(inst.handedOut() <= 11_000_000, "stopped when the budget was spent");
   const table = await runWithKernel(instrument(await compileWat("hostile_table")));
-  table.budget(5_000_000); // < 8 units × 1,000,000 entries
+  table.budget(5_000_000); // < two grows: 32 units × (100,000 delta + current size) each
   (table.exports["__mr_fuel_reset"] as () => void)();
   assertThrows(() => (table.exports["grow"] as () => number)(), WebAssembly.RuntimeError);
   assertEquals(table.handedOut(), 5_000_000);

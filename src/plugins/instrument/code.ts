@@ -62,8 +62,25 @@ const MAX_LOCALS = 50_000;
 
 const d: Decoded = { kind: Kind.Plain, imm: 0, cost: 0 };
 
-/** Static costs of the metered blocks of a body, in the order the rewriter meets their starts. */
-function blockCosts(src: Uint8Array, codeStart: number, end: number, ctx: CodeContext): number[] {
+/**
+ * Largest cost charged at once for straight-line code: a longer run (e.g. thousands of host
+ * calls in a row) is cut with an extra check, so the deadline is still checked every
+ * ~chunk of work.
+ */
+export const MAX_BLOCK_COST = 1 << 20;
+
+/**
+ * Static costs of the metered blocks of a body, in the order the rewriter meets their
+ * starts; `splits` receives the offsets of the instructions before which an over-long
+ * straight-line run is cut.
+ */
+function blockCosts(
+  src: Uint8Array,
+  codeStart: number,
+  end: number,
+  ctx: CodeContext,
+  splits: number[],
+): number[] {
   const imported = ctx.importedFuncs;
   const r = new Reader(src, codeStart, end);
   const costs: number[] = [];
@@ -71,9 +88,15 @@ function blockCosts(src: Uint8Array, codeStart: number, end: number, ctx: CodeCo
   let dead = false;
   let depth = 0;
   for (;;) {
+    const at = r.pos;
     decode(r, d, imported);
     if (d.kind === Kind.CallIndirect || d.kind === Kind.ReturnCallIndirect) {
       d.cost = ctx.indirectCallCost;
+    }
+    if (!dead && cur > 0 && cur + d.cost > MAX_BLOCK_COST) {
+      costs.push(cur);
+      splits.push(at);
+      cur = 0;
     }
     switch (d.kind) {
       case Kind.Block:
@@ -146,7 +169,10 @@ export function rewriteBody(
     if (locals + 2 > MAX_LOCALS) r.fail(`Function has more than ${MAX_LOCALS - 2} locals`);
   }
   const codeStart = r.pos;
-  const costs = blockCosts(src, codeStart, end, ctx);
+  const splits: number[] = [];
+  const costs = blockCosts(src, codeStart, end, ctx, splits);
+  let nextSplit = splits.length > 0 ? splits[0]! : -1;
+  let si = 0;
   const FL = locals;
   const LEN = locals + 1;
   const G = ctx.fuelGlobal;
@@ -231,6 +257,10 @@ export function rewriteBody(
   r.pos = codeStart;
   for (;;) {
     const s = r.pos;
+    if (s === nextSplit) {
+      charge();
+      nextSplit = splits[++si] ?? -1;
+    }
     decode(r, d, imported);
     const e = r.pos;
     const depth = extra.length;
