@@ -220,12 +220,16 @@ export function registerOperatorCommands(program: Command): void {
           port: Number(port ?? 8470),
           ratePerMinute,
           ...(o.webhook ? { webhook: o.webhook } : {}),
-          ...(server(cmd) ? { servers: [server(cmd)!] } : {}),
+          ...(server(cmd)
+            ? { servers: server(cmd)!.split(",").map((s) => s.trim()).filter(Boolean) }
+            : {}),
         });
         // releases and creation of governors for nodes (docs/fleet.md "Governors")
         const mediators = o.mediator
           ? await serveMediators(home(cmd), {
-            ...(server(cmd) ? { servers: [server(cmd)!] } : {}),
+            ...(server(cmd)
+              ? { servers: server(cmd)!.split(",").map((s) => s.trim()).filter(Boolean) }
+              : {}),
             onError: (customer, err) =>
               console.error(JSON.stringify({
                 level: "warn",
