@@ -378,6 +378,16 @@ for (const mode of ["local", "remote"] as const) {
       assertEquals(dec.decode(g.u8().subarray(5024, 5024 + nameLen)), "b.txt");
       assertEquals(g.w.fd_readdir!(b.fd, 5000, 512, 0n, 100), Errno.NOTDIR);
       assertEquals(g.w.fd_readdir!(99, 5000, 512, 0n, 100), Errno.BADF);
+      // the root preopen lists only the first directory on the way to the grant
+      const top = root.split("/")[1]!;
+      assertEquals(g.w.fd_readdir!(5, 5000, 4096, 0n, 100), 0);
+      const names: string[] = [];
+      for (let off = 0; off < g.mem().getUint32(100, true);) {
+        const nl = g.mem().getUint32(5000 + off + 16, true);
+        names.push(dec.decode(g.u8().subarray(5000 + off + 24, 5000 + off + 24 + nl)));
+        off += 24 + nl;
+      }
+      assertEquals(names, [top]);
       // descriptor cap
       const fds: number[] = [];
       let last: number | { fd: number } = 0;

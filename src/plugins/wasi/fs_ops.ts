@@ -8,6 +8,7 @@
  * @module
  */
 import nodeFs from "node:fs";
+import { join } from "node:path";
 import { Errno, FileType } from "./errno.ts";
 import { errnoOf, type FdEntry, FdTable, fileTypeOf, type FsLimits } from "./fs.ts";
 import { allowed, type Preopen, visible } from "./paths.ts";
@@ -237,7 +238,7 @@ export class LocalFs implements FsOps {
     if (e.kind !== "dir" || !e.preopen) return Errno.NOTDIR;
     try {
       const entries = [...Deno.readDirSync(e.host)]
-        .filter((d) => visible(e.preopen!, `${e.host}/${d.name}`))
+        .filter((d) => visible(e.preopen!, join(e.host, d.name)))
         .map((d) => ({
           name: d.name,
           type: d.isDirectory
