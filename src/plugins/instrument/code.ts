@@ -30,6 +30,7 @@
  * @module
  */
 import { Reader, WasmFormatError, type Writer } from "./bytes.ts";
+import { blockCosts } from "./blocks.ts";
 import { decode, type Decoded, Kind, valType } from "./opcodes.ts";
 
 /** Module-level facts the rewriter needs. */
@@ -61,89 +62,6 @@ export const CHECK_COST = 2;
 const MAX_LOCALS = 50_000;
 
 const d: Decoded = { kind: Kind.Plain, imm: 0, cost: 0 };
-
-/**
- * Largest cost charged at once for straight-line code: a longer run (e.g. thousands of host
- * calls in a row) is cut with an extra check, so the deadline is still checked every
- * ~chunk of work.
- */
-export const MAX_BLOCK_COST = 1 << 20;
-
-/**
- * Static costs of the metered blocks of a body, in the order the rewriter meets their
- * starts; `splits` receives the offsets of the instructions before which an over-long
- * straight-line run is cut.
- */
-function blockCosts(
-  src: Uint8Array,
-  codeStart: number,
-  end: number,
-  ctx: CodeContext,
-  splits: number[],
-): number[] {
-  const imported = ctx.importedFuncs;
-  const r = new Reader(src, codeStart, end);
-  const costs: number[] = [];
-  let cur = 0;
-  let dead = false;
-  let depth = 0;
-  for (;;) {
-    const at = r.pos;
-    decode(r, d, imported);
-    if (d.kind === Kind.CallIndirect || d.kind === Kind.ReturnCallIndirect) {
-      d.cost = ctx.indirectCallCost;
-    }
-    if (!dead && cur > 0 && cur + d.cost > MAX_BLOCK_COST) {
-      costs.push(cur);
-      splits.push(at);
-      cur = 0;
-    }
-    switch (d.kind) {
-      case Kind.Block:
-        depth++;
-        break;
-      case Kind.Loop:
-        depth++;
-        costs.push(cur);
-        cur = 0;
-        dead = false;
-        break;
-      case Kind.If:
-        if (!dead) cur += d.cost;
-        depth++;
-        costs.push(cur);
-        cur = 0;
-        dead = false;
-        break;
-      case Kind.Else:
-        costs.push(cur);
-        cur = 0;
-        dead = false;
-        break;
-      case Kind.End:
-        costs.push(cur);
-        if (depth === 0) {
-          if (r.pos !== end) r.fail("Function body continues after its final end");
-          return costs;
-        }
-        depth--;
-        cur = 0;
-        dead = false;
-        break;
-      case Kind.Br:
-      case Kind.BrTable:
-      case Kind.Return:
-      case Kind.Unreachable:
-      case Kind.ReturnCall:
-      case Kind.ReturnCallIndirect:
-        if (!dead) cur += d.cost;
-        dead = true;
-        break;
-      default:
-        if (!dead) cur += d.cost;
-    }
-  }
-}
 
 /**
  * Appends the rewritten body (size-prefixed) of the function whose body is
