@@ -152,13 +152,16 @@ export class HostProcess {
   }
 
   async #readLoop(): Promise<void> {
-    const reader = this.child.stdout.getReader();
+    // a BYOB reader into one reused buffer: no allocation per read (frames copies)
+    const reader = this.child.stdout.getReader({ mode: "byob" });
     const frames = new FrameReader<FromHost>();
+    let buf = new ArrayBuffer(64 * 1024);
     try {
       for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
+        const { value, done } = await reader.read(new Uint8Array(buf));
+        if (done || !value) return;
         frames.push(value);
+        buf = value.buffer as ArrayBuffer;
         for (let f = frames.next(); f; f = frames.next()) this.#dispatch(f);
       }
     } catch {
