@@ -74,6 +74,45 @@ Deno.bench("fuel - FNV-1a hash of 64 KiB ×40, instrumented", { group: "fuel-has
   metered.hash();
 });
 
+// --- deadline-check interval -----------------------------------------------------------------
+// Time per refill chunk (2^18 units, the runtime's) of each hostile loop class on its first
+// call, i.e. in V8's baseline tier where a runaway call stays: how long a call can run
+// between two deadline checks.
+{
+  const classes: [string, string[]][] = [
+    ["runaway", ["spin"]],
+    ["hostile_bulk", ["fill", "copy", "init", "grow0"]],
+    ["hostile_table", ["fill", "copy", "init", "grow"]],
+    ["hostile_control", ["br_table", "tail"]],
+  ];
+  const budget = 20_000_000;
+  const rows: string[] = [];
+  let worst = 0;
+  for (const [fixture, fns] of classes) {
+    const bytes = instrumentModule(await compileWat(fixture), { maxPages: 1024 });
+    for (const fn of fns) {
+      let left = budget;
+      const refill = () => {
+        const c = Math.min(1 << 18, left);
+        left -= c;
+        return c;
+      };
+      const { instance } = await WebAssembly.instantiate(bytes as Uint8Array<ArrayBuffer>, {
+        "extism:host/env": kernel,
+        [TICK_MODULE]: { [TICK_NAME]: refill },
+      });
+      const t = performance.now();
+      try {
+        (instance.exports[fn] as () => number)();
+      } catch { /* stopped when the budget is spent */ }
+      const perChunk = (performance.now() - t) / (budget / (1 << 18));
+      worst = Math.max(worst, perChunk);
+      rows.push(`${fixture}.${fn} ${perChunk.toFixed(2)}`);
+    }
+  }
+  console.log(`ms per refill chunk (first call): worst ${worst.toFixed(2)}; ${rows.join(", ")}`);
+}
+
 // --- load of a ~1 MB module -----------------------------------------------------------------
 /** ~1 MB: 3,300 functions with a loop of 30 multiply-adds each. */
 function bigWat(): string {

@@ -24,7 +24,7 @@ export { FUEL_RESET, RC_GLOBAL } from "./protocol.ts";
  * Version of the instrumentation scheme; part of the cache key (instrument_cache.ts), so a
  * change to the rewrite must change it.
  */
-export const INSTRUMENTER_VERSION = "mr-instrument-8";
+export const INSTRUMENTER_VERSION = "mr-instrument-9";
 
 /** Options for {@linkcode instrumentModule}. */
 export interface InstrumentOptions {

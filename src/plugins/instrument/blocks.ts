@@ -12,10 +12,10 @@ const d: Decoded = { kind: Kind.Plain, imm: 0, cost: 0 };
 
 /**
  * Largest cost charged at once for straight-line code: a longer run (e.g. thousands of host
- * calls in a row) is cut with an extra check, so the deadline is still checked every
- * ~chunk of work.
+ * calls in a row) is cut with an extra check, so the deadline is still checked about every
+ * refill chunk (the runtime's, 2^18) of work.
  */
-export const MAX_BLOCK_COST = 1 << 20;
+export const MAX_BLOCK_COST = 1 << 18;
 
 /**
  * Static costs of the metered blocks of a body, in the order the rewriter meets their

@@ -24,7 +24,7 @@
  *   `refill` import for chunks until the deficit is covered or the runtime answers 0
  *   (deadline passed or budget spent), then traps.
  *
- * Invariant that keeps i32 arithmetic exact: after every check `0 ≤ fl ≤ chunk (2^20)`,
+ * Invariant that keeps i32 arithmetic exact: after every check `0 ≤ fl ≤ chunk + 2^18` (chunk: the runtime's, 2^18),
  * and no single charge exceeds 2^30, so `fl - cost` never overflows.
  *
  * @module

@@ -11,7 +11,8 @@
  * 100, memory.fill/copy/init 50 and table.fill/copy/init 100, plus their
  * length-proportional part charged at run time (see code.ts). Calibrated against V8's
  * baseline tier (Liftoff, where a runaway single call stays): no class of instruction runs
- * slower than ~5 ns per unit there, so a refill chunk of 2^20 units is ≤ ~5 ms.
+ * slower than ~8 ns per unit there on a loaded box, so a refill chunk (the runtime's 2^18
+ * units) is ≤ ~2 ms.
  *
  * @module
  */
