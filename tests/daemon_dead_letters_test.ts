@@ -46,18 +46,21 @@ Deno.test("daemon - an oversized submission is parked, shown in health and spool
     const bigId = JSON.parse(big.stdout).queued as string;
     const small = await cli(["submit", "orders", '{"ok":true}', "--state-dir", dir]);
     const smallId = JSON.parse(small.stdout).queued as string;
-    const h = await waitFor(
+    // the big one can be parked before the second `submit` process has even dropped its
+    // file (each CLI call is a process start), so wait for the small one to be stored too
+    const { h, ids } = await waitFor(
       async () => {
         const d = await node.health() as Health | null;
-        return d && d.spool.dead_letters === 1 && d.spool.depth === 0 ? d : null;
+        if (!d || d.spool.dead_letters !== 1 || d.spool.depth !== 0) return null;
+        const ids = await streamIds(nc, "MR_SUBMISSION");
+        return ids.includes(smallId) ? { h: d, ids } : null;
       },
-      20_000,
-      "parked in health",
+      30_000,
+      "parked in health, the small one stored",
     );
     assertEquals(h.status, "degraded");
     assert(h.reasons.some((r) => r.includes("dead letters")), h.reasons.join("; "));
     assertEquals(h.replicator.parked, 1);
-    const ids = await streamIds(nc, "MR_SUBMISSION");
     assert(ids.includes(smallId) && !ids.includes(bigId), JSON.stringify(ids));
     // listed through the running daemon
     const ls = await cli(["spool", "dead-letters", "--state-dir", dir, "--json"]);

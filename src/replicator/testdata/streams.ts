@@ -17,11 +17,13 @@ export async function createStreams(nc: NatsConnection): Promise<void> {
   }
 }
 
-/** All Nats-Msg-Id values stored in a stream, in stream order. */
+/** All Nats-Msg-Id values stored in a stream, in stream order (`[]` for an empty stream). */
 export async function streamIds(nc: NatsConnection, stream: string): Promise<string[]> {
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(stream);
   const ids: string[] = [];
+  // an empty stream reports first_seq 0, and a get of seq 0 is a 400 "bad request"
+  if (info.state.messages === 0) return ids;
   for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
     const m = await jsm.streams.getMessage(stream, { seq });
     if (m) ids.push(m.header.get("Nats-Msg-Id"));
