@@ -38,6 +38,7 @@ Deno.test("instrument - instrumented fixtures compute what the originals compute
     ["misc", [0, 1, 127, 128, -129, 2_000_000]],
     ["blocks", [0, 5, 101]],
     ["loops", [0, 1, 10, 300]],
+    ["refs", [4, 9]],
     ["drop_data", [1]],
   ];
   let n = 0;
