@@ -18,9 +18,10 @@ import { LocalFs } from "./wasi/fs_ops.ts";
 import { INSTRUMENT_CACHE_DIR, instrumentCached } from "./instrument_cache.ts";
 import { planMemory } from "./module_limits.ts";
 import { PluginHandle } from "./plugin_handle.ts";
-import { type ExitCause, HostProcess, HostProcessExit } from "./process/host_process.ts";
+import { type HostProcess, HostProcessExit } from "./process/host_process.ts";
 import type { FromHost } from "./protocol.ts";
 import { answerHost } from "./host_answer.ts";
+import { ProcessPool } from "./process_pool.ts";
 export { HOST_CALLS_MAX, HOST_REPLY_BYTES_MAX } from "./pool.ts";
 import { callLimits, type PluginEntry, Slot, STOP_OF, toError } from "./pool.ts";
 import { Quarantine, QUARANTINE_KILLS } from "./quarantine.ts";
@@ -39,8 +40,6 @@ import {
 const LOAD_MIN_MS = 1_000;
 /** A call that waited this long before it started is logged (with `queued_ms`). */
 const QUEUE_WARN_MS = 1_000;
-/** How long a standby process started during a grace period is kept unused. */
-const STANDBY_MS = 10_000;
 /** V8 old-space limit of a host process. */
 const HOST_HEAP_MB = 128;
 
@@ -49,6 +48,7 @@ class SandboxImpl implements Sandbox {
   readonly entries = new Map<number, PluginEntry>();
   readonly slots: Slot[] = [];
   readonly #quarantine = new Quarantine();
+  readonly #pool: ProcessPool;
   readonly #unmetered: Set<string>;
   #nextKey = 1;
   #state: StateStore | null = null;
@@ -58,6 +58,21 @@ class SandboxImpl implements Sandbox {
     this.logger = options.logger;
     const n = Math.max(1, Math.floor(options.processes ?? options.threads ?? 1));
     for (let i = 0; i < n; i++) this.slots.push(new Slot());
+    this.#pool = new ProcessPool(this.slots, {
+      heapMb: HOST_HEAP_MB,
+      ceilingMb: options.processMemoryMb ?? 512,
+    }, {
+      host: (m, input, p) => void answerHost(this.entries.get(m.key), m, input, p),
+      log: (m) => this.#log(m),
+      reload: async (proc, e) => {
+        if (this.#quarantine.check(e)) return;
+        await this.#loadEntry(proc, e).catch((err) =>
+          this.logger.error("plugin reload failed", { agent: e.name, err: String(err) })
+        );
+      },
+      closed: () => this.#closed,
+      logger: options.logger,
+    });
     this.#unmetered = new Set(
       (Deno.env.get("MR_SANDBOX_TEST_UNMETERED") ?? "").split(",").filter(Boolean),
     );
@@ -70,72 +85,6 @@ class SandboxImpl implements Sandbox {
 
   get graceMs(): number {
     return this.options.killGraceMs ?? 500;
-  }
-
-  #spawn(slot: Slot): HostProcess {
-    const proc: HostProcess = new HostProcess({
-      heapMb: HOST_HEAP_MB,
-      ceilingMb: this.options.processMemoryMb ?? 512,
-      watchMs: 50,
-      startMs: 30_000,
-    }, {
-      host: (m, input, p) => void answerHost(this.entries.get(m.key), m, input, p),
-      log: (m) => this.#log(m),
-      exit: (p, cause, detail) => this.#onExit(slot, p, cause, detail),
-      overdue: (p) => this.#onOverdue(slot, p),
-    });
-    return proc;
-  }
-
-  /**
-   * An operation ran past its deadline: start the slot's next process during the grace
-   * period, so a kill does not add a process start to the neighbours' wait. Closed unused
-   * after {@linkcode STANDBY_MS}.
-   */
-  #onOverdue(slot: Slot, proc: HostProcess): void {
-    if (slot.proc !== proc || this.#closed || (slot.standby && !slot.standby.dead)) return;
-    const standby = this.#spawn(slot);
-    slot.standby = standby;
-    clearTimeout(slot.standbyTimer);
-    slot.standbyTimer = setTimeout(() => {
-      if (slot.standby !== standby) return;
-      slot.standby = null;
-      void standby.close();
-    }, STANDBY_MS);
-    Deno.unrefTimer(slot.standbyTimer as unknown as number);
-  }
-
-  /** The slot's live process, started (and its plugins reloaded) when needed. */
-  async #ensure(slot: Slot): Promise<HostProcess> {
-    if (slot.proc && !slot.proc.dead) return slot.proc;
-    if (this.#closed) throw new SandboxError("trap", "Sandbox is closed");
-    let proc = slot.standby && !slot.standby.dead ? slot.standby : null;
-    slot.standby = null;
-    clearTimeout(slot.standbyTimer);
-    proc ??= this.#spawn(slot);
-    if (slot.proc) slot.restarts++;
-    slot.proc = proc;
-    await proc.ready;
-    for (const e of slot.entries) e.loaded = false;
-    for (const e of slot.entries) {
-      if (this.#quarantine.check(e)) continue;
-      await this.#loadEntry(proc, e).catch((err) =>
-        this.logger.error("plugin reload failed", { agent: e.name, err: String(err) })
-      );
-    }
-    return proc;
-  }
-
-  #onExit(slot: Slot, proc: HostProcess, cause: ExitCause, detail: string): void {
-    if (slot.standby === proc) slot.standby = null;
-    if (slot.proc !== proc) return;
-    for (const e of slot.entries) e.loaded = false;
-    if (cause === "closed" || this.#closed) return;
-    this.logger.warn("sandbox host process ended", { pid: proc.pid, cause, detail });
-    // restart now so the other plugins are ready for their next call
-    void slot.exclusive(() => this.#ensure(slot)).catch((err) =>
-      this.logger.error("sandbox host process restart failed", { err: String(err) })
-    );
   }
 
   #log(m: Extract<FromHost, { t: "log" }>): void {
@@ -238,7 +187,7 @@ class SandboxImpl implements Sandbox {
     return entry.slot.exclusive(async () => {
       const q = this.#quarantine.check(entry);
       if (q) throw q;
-      const proc = await this.#ensure(entry.slot);
+      const proc = await this.#pool.ensure(entry.slot);
       if (!entry.loaded) await this.#loadEntry(proc, entry);
       const started = performance.now();
       const queued = Math.round(started - enqueued);
@@ -329,7 +278,7 @@ class SandboxImpl implements Sandbox {
     this.entries.set(entry.key, entry);
     try {
       await slot.exclusive(async () => {
-        await this.#loadEntry(await this.#ensure(slot), entry);
+        await this.#loadEntry(await this.#pool.ensure(slot), entry);
         slot.entries.add(entry); // from now on reloaded with the slot's process
       });
     } catch (err) {
@@ -357,12 +306,7 @@ class SandboxImpl implements Sandbox {
   }
 
   processes(): SandboxProcessInfo[] {
-    return this.slots.filter((s) => s.proc && !s.proc.dead).map((s) => ({
-      pid: s.proc!.pid,
-      restarts: s.restarts,
-      plugins: s.entries.size,
-      rss_mb: s.proc!.rssMb(),
-    }));
+    return this.#pool.processes();
   }
 
   async close(): Promise<void> {
@@ -370,8 +314,7 @@ class SandboxImpl implements Sandbox {
     this.#closed = true;
     for (const e of this.entries.values()) e.op?.abort?.abort();
     this.entries.clear();
-    for (const s of this.slots) clearTimeout(s.standbyTimer);
-    await Promise.all(this.slots.flatMap((s) => [s.proc?.close(), s.standby?.close()]));
+    await this.#pool.close();
     this.#state?.close();
     this.#state = null;
   }
