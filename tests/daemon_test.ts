@@ -289,19 +289,24 @@ Deno.test("daemon - kill -9 mid-burst then restart loses no spooled submission a
         JSON.stringify({ subject: "burst", payload: { i } }),
       );
     }
+    // A loaded machine can deliver the whole burst between the first delivery seen and the
+    // kill. So the stream takes at most HOLD of them (discard new: the rest is refused, a
+    // transient error the daemon retries): the kill is mid-burst by construction, with
+    // publishes in flight when it comes early, with refused retries when it comes late.
+    const HOLD = 2000;
+    const jsm = await jetstreamManager(nc);
+    const sub = (await jsm.streams.info("MR_SUBMISSION")).config;
+    await jsm.streams.update("MR_SUBMISSION", { ...sub, max_msgs: HOLD, discard: "new" });
     const first = await startNode({ natsUrl: srv.url, node: "burst", stateDir });
     // kill it while it is importing/replicating
     await waitFor(
-      async () => {
-        const jsm = await jetstreamManager(nc);
-        return (await jsm.streams.info("MR_SUBMISSION")).state.messages > 0;
-      },
+      async () => (await jsm.streams.info("MR_SUBMISSION")).state.messages > 0,
       30_000,
       "first deliveries",
     );
     await first.kill();
-    const jsm = await jetstreamManager(nc);
     const midway = (await jsm.streams.info("MR_SUBMISSION")).state.messages;
+    await jsm.streams.update("MR_SUBMISSION", { ...sub, max_msgs: -1, discard: sub.discard });
     await using second = await startNode({ natsUrl: srv.url, node: "burst", stateDir });
     await waitFor(
       async () => (await jsm.streams.info("MR_SUBMISSION")).state.messages >= N,
@@ -319,7 +324,7 @@ Deno.test("daemon - kill -9 mid-burst then restart loses no spooled submission a
     assertEquals(new Set(gotIds), new Set(ids), "every queued submission arrived");
     const payloads = new Set(got.map((m) => (m.json as { i: number }).i));
     assertEquals(payloads.size, N);
-    assert(midway < N, "the kill happened mid-burst");
+    assert(midway > 0 && midway <= HOLD && midway < N, `the kill happened mid-burst (${midway})`);
   } finally {
     await nc.close();
     await Deno.remove(stateDir, { recursive: true }).catch(() => {});
