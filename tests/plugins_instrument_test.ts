@@ -308,6 +308,9 @@ Deno.test("instrument - unsupported or malformed modules are refused naming the 
   refused(module([0x41]), /end of section/);
   refused(module([0x0b, 0x01]), /after its final end/);
   refused(module([0x3f, 0x01, 0x1a]), /multi-memory/);
+  // invalid input that would become valid after the rewrite: global.set of the fuel counter
+  refused(module([0x41, 0x7f, 0x24, 0x00]), /Invalid WebAssembly module/);
+  refused(module([0x10, 0x05]), /Invalid WebAssembly module/); // call of a function to be added
   refused(Uint8Array.from([0, 0x61, 0x73, 0x6d, 0x0d, 0, 1, 0]), /version/);
   refused(Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]), /magic/);
   const reserved = module(

@@ -61,17 +61,26 @@ export function instrumentModule(wasm: Uint8Array, options: InstrumentOptions): 
     }
     throw err;
   }
+  // The rewrite trusts index spaces: an invalid input naming a global or function past its
+  // own (e.g. `global.set` of what becomes the fuel counter) would become valid after it.
+  if (!WebAssembly.validate(wasm as Uint8Array<ArrayBuffer>)) {
+    throw new SandboxError("invalid_module", `Invalid WebAssembly module${engineError(wasm)}`);
+  }
   if (!WebAssembly.validate(out as Uint8Array<ArrayBuffer>)) {
-    let detail = "";
-    try {
-      new WebAssembly.Module(out as Uint8Array<ArrayBuffer>);
-    } catch (e) {
-      detail = `: ${e instanceof Error ? e.message : e}`;
-    }
     throw new SandboxError(
       "invalid_module",
-      `Module does not validate after instrumentation (is the input valid?)${detail}`,
+      `Module does not validate after instrumentation${engineError(out)}`,
     );
   }
   return out;
+}
+
+/** The engine's reason why `wasm` does not compile, as ": reason" (or ""). */
+function engineError(wasm: Uint8Array): string {
+  try {
+    new WebAssembly.Module(wasm as Uint8Array<ArrayBuffer>);
+  } catch (e) {
+    return `: ${e instanceof Error ? e.message : e}`;
+  }
+  return "";
 }
