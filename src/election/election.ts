@@ -18,6 +18,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "../log/logger.ts";
 import { isWrongLastSequence } from "../nats/errors.ts";
+import { type Clock, systemClock, type TimerHandle } from "../util/clock.ts";
 
 /** The election bucket (created by `mr-saas init` with the site's TTL). */
 export const ELECTION_BUCKET = "MR_ELECTION";
@@ -53,6 +54,11 @@ export interface ElectionOptions {
   bucket?: string;
   /** Random source for jitter (tests). @default {Math.random} */
   random?: () => number;
+  /**
+   * Clock: the lease is measured on its monotonic time, so setting the wall clock (NTP,
+   * an operator, a VM resume) neither ends a lease early nor stretches it. @default {systemClock}
+   */
+  clock?: Clock;
 }
 
 /** A running candidate. */
@@ -96,20 +102,23 @@ export function createElection(o: ElectionOptions): Election {
   const key = electionKey(o.site);
   const bucket = o.bucket ?? ELECTION_BUCKET;
   const random = o.random ?? Math.random;
+  const clock = o.clock ?? systemClock;
+  const mono = () => clock.monotonic();
   let ttlMs = o.ttlMs ?? 60_000;
 
   let stopped = true;
   let leader = false;
   let revision = 0;
-  let leaseBase = 0; // when the last successful write was sent
+  let leaseBase = 0; // when the last successful write was sent (monotonic ms)
+  let renewedAt = 0; // the same moment in wall time, for the health document
   let leaderName: string | null = null;
-  let since = Date.now();
+  let since = clock.now();
   let lastError: string | null = null;
   let wins = 0;
   let losses = 0;
 
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let guard: ReturnType<typeof setTimeout> | undefined;
+  let timer: TimerHandle | undefined;
+  let guard: TimerHandle | undefined;
   let stepping: Promise<void> | null = null;
   let pendingMs: number | null = null;
 
@@ -135,8 +144,9 @@ export function createElection(o: ElectionOptions): Election {
     leader = true;
     revision = rev;
     leaseBase = base;
+    renewedAt = clock.now();
     leaderName = o.node;
-    since = Date.now();
+    since = clock.now();
     wins++;
     log.info("won leadership", { revision: rev, ttl_ms: ttlMs });
     armGuard();
@@ -146,24 +156,24 @@ export function createElection(o: ElectionOptions): Election {
   const demote = (reason: string) => {
     if (!leader) return;
     leader = false;
-    since = Date.now();
+    since = clock.now();
     losses++;
     if (leaderName === o.node) leaderName = null;
-    clearTimeout(guard);
+    clock.clearTimeout(guard);
     log.warn("lost leadership", { reason, revision });
     emit({ leader: false, reason, revision });
   };
 
   /** Steps down before the server can expire a key we failed to renew. */
   const armGuard = () => {
-    clearTimeout(guard);
+    clock.clearTimeout(guard);
     const at = leaseBase + ttlMs * 0.9;
-    guard = setTimeout(() => {
-      if (leader && Date.now() >= leaseBase + ttlMs * 0.9) {
+    guard = clock.setTimeout(() => {
+      if (leader && mono() >= leaseBase + ttlMs * 0.9) {
         demote(`not renewed within ${Math.round(ttlMs * 0.9)} ms`);
         schedule(jitter(ttlMs / 4));
       }
-    }, Math.max(0, at - Date.now()));
+    }, Math.max(0, at - mono()));
   };
 
   const openKv = (nc: NatsConnection): Promise<KV> => {
@@ -244,16 +254,17 @@ export function createElection(o: ElectionOptions): Election {
       return schedule(jitter(Math.min(ttlMs / 4, 5_000)));
     }
     if (stopped) return;
-    const base = Date.now();
+    const base = mono();
     if (leader) {
       try {
         const rev = await kv.update(key, o.node, revision, opTimeout());
         if (!leader || stopped) return;
         revision = rev;
         leaseBase = base;
+        renewedAt = clock.now();
         lastError = null;
         armGuard();
-        return schedule(jitter(ttlMs * 0.75 - (Date.now() - base), 0.1));
+        return schedule(jitter(ttlMs * 0.75 - (mono() - base), 0.1));
       } catch (err) {
         lastError = `renew failed: ${(err as Error).message}`;
         demote(lastError);
@@ -268,7 +279,7 @@ export function createElection(o: ElectionOptions): Election {
       }
       lastError = null;
       promote(rev, base);
-      return schedule(jitter(ttlMs * 0.75 - (Date.now() - base), 0.1));
+      return schedule(jitter(ttlMs * 0.75 - (mono() - base), 0.1));
     } catch (err) {
       const msg = (err as Error).message;
       if (!isWrongLastSequence(err)) {
@@ -281,10 +292,10 @@ export function createElection(o: ElectionOptions): Election {
         // Our own key (a renewal whose ack was lost, or a restart right after a crash):
         // nobody else can lead while it exists, so take it back instead of waiting a TTL.
         if (e && e.operation === "PUT" && leaderName === o.node && !stopped) {
-          const again = Date.now();
+          const again = mono();
           const rev = await kv.update(key, o.node, e.revision, opTimeout());
           promote(rev, again);
-          return schedule(jitter(ttlMs * 0.75 - (Date.now() - again), 0.1));
+          return schedule(jitter(ttlMs * 0.75 - (mono() - again), 0.1));
         }
       } catch { /* next time */ }
       return schedule(jitter(ttlMs / 4));
@@ -293,12 +304,12 @@ export function createElection(o: ElectionOptions): Election {
 
   function schedule(ms: number): void {
     if (stopped) return;
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
     if (stepping) {
       pendingMs = pendingMs === null ? ms : Math.min(pendingMs, ms);
       return;
     }
-    timer = setTimeout(run, Math.max(0, ms));
+    timer = clock.setTimeout(run, Math.max(0, ms));
   }
 
   function run(): void {
@@ -314,8 +325,8 @@ export function createElection(o: ElectionOptions): Election {
         const ms = pendingMs;
         pendingMs = null;
         if (ms !== null && !stopped) {
-          clearTimeout(timer);
-          timer = setTimeout(run, Math.max(0, ms));
+          clock.clearTimeout(timer);
+          timer = clock.setTimeout(run, Math.max(0, ms));
         }
       });
   }
@@ -329,8 +340,8 @@ export function createElection(o: ElectionOptions): Election {
     async stop(opts = {}) {
       if (stopped) return;
       stopped = true;
-      clearTimeout(timer);
-      clearTimeout(guard);
+      clock.clearTimeout(timer);
+      clock.clearTimeout(guard);
       await stepping?.catch(() => {});
       watcher?.stop();
       watcher = null;
@@ -361,7 +372,7 @@ export function createElection(o: ElectionOptions): Election {
       ttl_ms: ttlMs,
       revision,
       since,
-      last_renew: leader ? leaseBase : null,
+      last_renew: leader ? renewedAt : null,
       last_error: lastError,
       wins,
       losses,
