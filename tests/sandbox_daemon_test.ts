@@ -2,7 +2,8 @@
  * The kill boundary through a running daemon: an agent the metering cannot stop (loaded
  * unmetered through the test-only MR_SANDBOX_TEST_UNMETERED) is killed at deadline + grace
  * with its sandbox host process, then quarantined; a table bomb is refused with
- * memory_limit; a loop of granted 1 MB mr_file_read replies with memory_mb 1 stops with
+ * memory_limit; a start function that never returns (unmetered) is killed at load, three
+ * times, then quarantined; a loop of granted 1 MB mr_file_read replies with memory_mb 1 stops with
  * memory_limit; the innocent neighbour on the same process keeps ticking; the daemon stays
  * healthy and its CPU and the new host process's return to idle.
  */
@@ -98,6 +99,7 @@ Deno.test("sandbox daemon - an unstoppable agent is killed and quarantined; the 
       new URL("./fixtures/wat/flood_agent.wat", import.meta.url),
     )).replace("__LEN__", len).replace("__JSON__", json.replaceAll('"', '\\"'));
     const flood = await upload(s3, await compileWat(floodWat));
+    const hang = await upload(s3, await compileWat("start_hang"));
     await kv.put(
       "site.site1",
       JSON.stringify(signSpec({
@@ -119,6 +121,8 @@ Deno.test("sandbox daemon - an unstoppable agent is killed and quarantined; the 
             triggers: { interval: "1s" },
           },
           { name: "tables", wasm: tables, limits: { memory_mb: 1 } },
+          // unmetered too: its start function runs at load, which is killed at its deadline
+          { name: "hang", wasm: hang, limits: { timeout_ms: 1_000 } },
           {
             name: "flood",
             wasm: flood,
@@ -138,7 +142,7 @@ Deno.test("sandbox daemon - an unstoppable agent is killed and quarantined; the 
         s3: s3.config,
         settings: { heartbeat_interval: "30s", facts_interval: "5m" },
       },
-      env: { MR_SANDBOX_TEST_UNMETERED: "runaway" },
+      env: { MR_SANDBOX_TEST_UNMETERED: "runaway,hang" },
     });
     const agentsHealth = async () =>
       (await node.health())?.modules as
@@ -177,6 +181,16 @@ Deno.test("sandbox daemon - an unstoppable agent is killed and quarantined; the 
       60_000,
       "runaway quarantined",
     );
+    // the hanging load is killed like a call, three times, then quarantined
+    await waitFor(
+      async () =>
+        (await events(nc)).some((e) =>
+          e.mragent === "hang" && e.type.endsWith(".rejected") &&
+          String(e.data.reason).includes("quarantined")
+        ),
+      60_000,
+      "hang quarantined",
+    );
     const ev = await events(nc);
     const kills = ev.filter((e) =>
       e.mragent === "runaway" && e.type.endsWith(".failed") && e.data.code === "timeout"
@@ -209,6 +223,14 @@ Deno.test("sandbox daemon - an unstoppable agent is killed and quarantined; the 
     assertEquals(byName.get("innocent")?.status, "running");
     assertEquals(byName.get("runaway")?.status, "rejected");
     assertEquals(byName.get("tables")?.status, "rejected");
+    await waitFor(
+      async () => (await agent("hang"))?.status === "rejected",
+      20_000,
+      "hang rejected",
+    );
+    // the daemon still answers commands
+    const listed = (await nc.request("mr.site1.sbd.cmd.agents", "", { timeout: 5000 })).string();
+    assert(listed.includes("innocent"), listed.slice(0, 300));
     const host = h!.agents!.sandbox;
     assertEquals(host.length, 1);
     assert(host[0]!.restarts >= 3, `restarts ${host[0]!.restarts}`);
