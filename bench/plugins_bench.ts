@@ -1,5 +1,5 @@
 /**
- * Sandbox benchmarks (issue 2): no-op call latency, host-function round trip from a pool
+ * Sandbox benchmarks (issue 2): no-op call latency, host-function round trip from the sandbox
  * thread, and RSS per idle plugin (metering overhead and load times:
  * bench/instrument_bench.ts). Percentiles deno bench does not print (p50) are printed before the table.
  */
@@ -41,7 +41,7 @@ const us = (ms: number) => `${(ms * 1000).toFixed(1)} µs`;
     if (i >= 10) host.push((performance.now() - t) / 100);
   }
   console.log(
-    `host round trip (mr_is_leader from a pool thread): p50 ${us(pct(host, 0.5))}, p99 ${
+    `host round trip (mr_is_leader from the sandbox host process): p50 ${us(pct(host, 0.5))}, p99 ${
       us(pct(host, 0.99))
     } (per call of 100)`,
   );
