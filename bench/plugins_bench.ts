@@ -1,6 +1,6 @@
 /**
  * Sandbox benchmarks (issue 2): no-op call latency, host-function round trip from the sandbox
- * thread, and RSS per idle plugin (metering overhead and load times:
+ * host process, and RSS per idle plugin (metering overhead and load times:
  * bench/instrument_bench.ts). Percentiles deno bench does not print (p50) are printed before the table.
  */
 import { grantsSchema, limitsSchema } from "../src/desired/spec.ts";
