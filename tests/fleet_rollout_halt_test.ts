@@ -127,7 +127,7 @@ Deno.test("fleet - a rollout halts itself after max_failures; good versions roll
       }
       return n;
     };
-    await waitFor(async () => (await held()) === 4, 60_000, "4 nodes hold back");
+    await waitFor(async () => (await held()) === 4, 120_000, "4 nodes hold back");
     const oc = await outcomes();
     const failed = Object.entries(oc).filter(([, r]) => r.sha256 === mods.bad!.sha256);
     assertEquals(failed.length, 2, "only the first two nodes tried the bad version");

@@ -40,7 +40,7 @@ export function harness(o: {
   fetch?: (s: AgentSpec) => Promise<Uint8Array>;
   behave?: Record<string, FakeBehaviour>;
   governor?: { free: () => boolean };
-  rollout?: { halted?: () => boolean };
+  rollout?: { halted?: () => boolean; recordFails?: () => boolean };
   admit?: (s: AgentSpec) => void;
 } = {}) {
   const clock = new FakeClock({ now: 1_700_000_000_000 });
@@ -110,8 +110,9 @@ export function harness(o: {
         rollout: {
           check: () => Promise.resolve(o.rollout!.halted?.() ? "halted" : "go"),
           record: (s, _prev, state, code) => {
+            if (o.rollout!.recordFails?.()) return Promise.resolve(false);
             if (s.rollout) records.push({ sha: s.wasm.sha256, state, ...(code ? { code } : {}) });
-            return Promise.resolve();
+            return Promise.resolve(true);
           },
         } satisfies RolloutGate,
       }

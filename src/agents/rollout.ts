@@ -16,6 +16,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { AgentSpec, Rollout } from "../desired/spec.ts";
 import type { Logger } from "../log/logger.ts";
+import { isPermissionViolation, isStreamNotFound } from "../nats/errors.ts";
 
 /** The KV bucket of rollout outcomes. */
 export const ROLLOUT_BUCKET = "MR_ROLLOUT";
@@ -62,13 +63,17 @@ export interface RolloutGate {
    * `go`.
    */
   check(spec: AgentSpec): Promise<RolloutDecision>;
-  /** Records this node's outcome (no-op for specs without `rollout`). */
+  /**
+   * Records this node's outcome (no-op for specs without `rollout`). `false` when it could not
+   * be written: a node must not take a hash without its `started` record, or the other nodes
+   * cannot count it in flight.
+   */
   record(
     spec: AgentSpec,
     previousSha: string | null,
     state: RolloutState,
     code?: string,
-  ): Promise<void>;
+  ): Promise<boolean>;
 }
 
 /** How many failed nodes halt a rollout among `nodes` reporting ones. */
@@ -124,7 +129,15 @@ export interface KvRolloutGateOptions {
   logger: Logger;
 }
 
-/** A {@linkcode RolloutGate} on KV `MR_ROLLOUT`. Without NATS or the bucket it never halts. */
+/** Attempts at writing one outcome before {@linkcode RolloutGate.record} gives up. */
+const RECORD_ATTEMPTS = 3;
+
+/**
+ * A {@linkcode RolloutGate} on KV `MR_ROLLOUT`. Without the bucket (or the node's permission
+ * to read it) it never halts. While disconnected, or when the outcomes cannot be read (a
+ * timeout on a loaded server), it answers `wait`: a node that cannot see the failures must not
+ * take the hash blind, or one more node fails than `max_failures` allows.
+ */
 export function createKvRolloutGate(o: KvRolloutGateOptions): RolloutGate {
   const open = async () => {
     const nc = o.nats();
@@ -136,7 +149,13 @@ export function createKvRolloutGate(o: KvRolloutGateOptions): RolloutGate {
       if (!spec.rollout?.max_failures) return "go";
       try {
         const kv = await open();
-        if (!kv) return "go";
+        if (!kv) {
+          o.logger.warn("rollout: waiting for the connection to read outcomes", {
+            agent: spec.name,
+            sha256: spec.wasm.sha256,
+          });
+          return "wait";
+        }
         const records: NodeRecord[] = [];
         const keys: string[] = [];
         for await (const k of await kv.keys(`${o.site}.*.${spec.name}`)) keys.push(k);
@@ -160,15 +179,18 @@ export function createKvRolloutGate(o: KvRolloutGateOptions): RolloutGate {
         }
         return r.decision;
       } catch (err) {
+        // no bucket, or creds without the permission: this node cannot take part (go)
+        const absent = isStreamNotFound(err) || isPermissionViolation(err);
         o.logger.warn("cannot read rollout outcomes", {
           agent: spec.name,
           error: (err as Error).message,
+          decision: absent ? "go" : "wait",
         });
-        return "go";
+        return absent ? "go" : "wait";
       }
     },
     async record(spec, previousSha, state, code) {
-      if (!spec.rollout) return;
+      if (!spec.rollout) return true;
       const rec: RolloutRecord = {
         version: o.version(),
         sha256: spec.wasm.sha256,
@@ -177,16 +199,21 @@ export function createKvRolloutGate(o: KvRolloutGateOptions): RolloutGate {
         code: code ?? null,
         ts: new Date(o.now()).toISOString(),
       };
-      try {
-        const kv = await open();
-        if (!kv) return;
-        await kv.put(`${o.site}.${o.node}.${spec.name}`, JSON.stringify(rec));
-      } catch (err) {
-        o.logger.warn("cannot record rollout outcome", {
-          agent: spec.name,
-          state,
-          error: (err as Error).message,
-        });
+      for (let attempt = 1;; attempt++) {
+        try {
+          const kv = await open();
+          if (!kv) throw new Error("not connected");
+          await kv.put(`${o.site}.${o.node}.${spec.name}`, JSON.stringify(rec));
+          return true;
+        } catch (err) {
+          o.logger.warn("cannot record rollout outcome", {
+            agent: spec.name,
+            state,
+            attempt,
+            error: (err as Error).message,
+          });
+          if (attempt >= RECORD_ATTEMPTS || isStreamNotFound(err)) return false;
+        }
       }
     },
   };

@@ -413,7 +413,13 @@ export class AgentSupervisor {
         if (decision === "wait") this.#later(gen, this.#jitter(GOVERNOR_RETRY_MS));
         return;
       }
-      await gate?.record(spec, cur.spec.wasm.sha256, "started");
+      if (gate && !(await gate.record(spec, cur.spec.wasm.sha256, "started"))) {
+        // the other nodes could not count this one in flight: ask again later
+        this.#held = "rollout_waiting";
+        this.#set("running");
+        this.#later(gen, this.#jitter(GOVERNOR_RETRY_MS));
+        return;
+      }
       this.#set("swapping");
       let plugin: AgentPlugin | null;
       try {

@@ -65,6 +65,26 @@ Deno.test("supervisor - local policy refuses a spec and stops a running agent it
   assertEquals(h.sup.state, "running");
 });
 
+Deno.test("supervisor - rollout: no swap while its started record cannot be written; the slot is released and it asks again", async () => {
+  let fails = true;
+  const h = harness({ governor: { free: () => true }, rollout: { recordFails: () => fails } });
+  const r = { rollout: { governor: "g", capacity: 2, max_failures: 1 } };
+  await h.sup.desire(spec("a"));
+  await h.sup.desire(spec("b", r));
+  assertEquals(h.sup.running!.wasm.sha256, sha("a"), "not taken blind");
+  assertEquals(h.sup.snapshot().held, "rollout_waiting");
+  assertEquals(h.held, [], "slot released");
+  await h.clock.tickAsync(5_000);
+  await h.sup.idle();
+  assertEquals(h.sup.running!.wasm.sha256, sha("a"), "still not taken");
+  fails = false;
+  await h.clock.tickAsync(5_000);
+  await h.sup.idle();
+  assertEquals(h.sup.running!.wasm.sha256, sha("b"));
+  assertEquals(h.records.map((x) => x.state), ["started", "healthy"]);
+  assertEquals(h.sup.snapshot().held, null);
+});
+
 Deno.test("supervisor - rollout: halted rollouts are not taken; outcomes are recorded", async () => {
   let halted = false;
   const h = harness({ governor: { free: () => true }, rollout: { halted: () => halted } });
