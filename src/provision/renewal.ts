@@ -12,6 +12,9 @@ import type { NodeConfig } from "../config/schema.ts";
 import type { DaemonContext, DaemonModule } from "../daemon/types.ts";
 import { parseDuration } from "../util/duration.ts";
 import { jittered } from "../util/backoff.ts";
+
+/** Longest wait between renewal attempts once the credentials have expired. */
+const EXPIRED_RETRY_MS = 30_000;
 import { atomicWrite } from "../util/atomic_write.ts";
 
 const enc = new TextEncoder();
@@ -169,9 +172,14 @@ export function createRenewalModule(config: NodeConfig): DaemonModule | null {
           .catch(() => {});
         return;
       }
-      const wait = jittered(backoff);
+      // while the credentials are valid, retry at least twice before they expire (half of
+      // what is left, ≥ 5 s); once expired the node is cut off: retry every ≤ 30 s
+      const left = expiresAt === null ? Infinity : expiresAt - Date.now();
+      const nominal = left > 0
+        ? Math.min(backoff, Math.max(5_000, left / 2))
+        : Math.min(backoff, EXPIRED_RETRY_MS);
       backoff = Math.min(backoff * 2, 600_000);
-      schedule(wait);
+      schedule(jittered(nominal));
     }
   }
 
