@@ -17,6 +17,7 @@ import { createHash } from "node:crypto";
 import type { NodeConfig } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import { jittered } from "../util/backoff.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 import { atomicReplace } from "../util/atomic_write.ts";
 
 /** Why a fetch failed. */
@@ -48,6 +49,8 @@ export interface ArtifactStoreOptions {
   /** Per-attempt timeout. @default {60000} */
   timeoutMs?: number;
   fetchImpl?: typeof fetch;
+  /** Clock of the retry waits. @default {systemClock} */
+  clock?: Clock;
 }
 
 /** The content-addressed store. */
@@ -196,7 +199,7 @@ export function createArtifactStore(o: ArtifactStoreOptions): ArtifactStore {
           error: (err as Error).message,
           retry_ms: wait,
         });
-        await new Promise((r) => setTimeout(r, wait));
+        await (o.clock ?? systemClock).sleep(wait);
         delay = Math.min(delay * 2, 10_000);
       }
     }

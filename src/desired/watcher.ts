@@ -25,6 +25,7 @@ import type { DaemonContext } from "../daemon/types.ts";
 import { EnvelopeError, openEnvelope } from "./envelope.ts";
 import type { AgentSpec, Spec } from "./spec.ts";
 import { jittered } from "../util/backoff.ts";
+import { type Clock, systemClock, type TimerHandle } from "../util/clock.ts";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { loadFloors, saveFloors, type VersionFloors } from "./floors.ts";
 
@@ -79,6 +80,8 @@ export interface DesiredWatcherOptions {
    * revision than the watch delivered applies it and re-creates the watch. @default {15000}
    */
   resyncMs?: number;
+  /** Clock of the retry and resync timers. @default {systemClock} */
+  clock?: Clock;
 }
 
 const dec = new TextDecoder();
@@ -131,7 +134,8 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
   const seen: Record<string, number> = {};
   const current: Record<string, { stop(): void } | null> = {};
   const resyncMs = o.resyncMs ?? 15_000;
-  let resyncTimer: ReturnType<typeof setTimeout> | undefined;
+  const clock = o.clock ?? systemClock;
+  let resyncTimer: TimerHandle | undefined;
 
   const compute = (source: EffectiveSpec["source"]): EffectiveSpec => {
     const byName = new Map<string, AgentSpec>();
@@ -294,7 +298,7 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
         log.warn("desired state watch failed; retrying", { key, error: (err as Error).message });
       }
       if (stopped) return;
-      await new Promise((r) => setTimeout(r, jittered(delay)));
+      await clock.sleep(jittered(delay));
       delay = Math.min(delay * 2, 30_000);
     }
   };
@@ -320,7 +324,7 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
   };
   const scheduleResync = () => {
     if (stopped) return;
-    resyncTimer = setTimeout(() => {
+    resyncTimer = clock.setTimeout(() => {
       resync().catch((err) =>
         log.debug("desired state resync failed", { error: (err as Error).message })
       ).finally(scheduleResync);
@@ -331,7 +335,7 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
   return {
     stop() {
       stopped = true;
-      clearTimeout(resyncTimer);
+      clock.clearTimeout(resyncTimer);
       for (const w of watches) {
         try {
           w.stop();

@@ -16,6 +16,7 @@ import {
 import type { NodeConfig } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import { jittered } from "../util/backoff.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 
 /** The inbox prefix of a node: `_INBOX.<site>.<node>`. */
 export function nodeInboxPrefix(c: { site: string; node: string }): string {
@@ -116,6 +117,8 @@ export interface StartConnectionOptions {
   backoff?: { minMs: number; maxMs: number };
   /** Connection options override (tests). */
   overrides?: Partial<ConnectionOptions>;
+  /** Clock of the retry loop. @default {systemClock} */
+  clock?: Clock;
 }
 
 /** Starts connecting in the background; never throws for network errors. */
@@ -131,7 +134,8 @@ export function startConnection(
   let reconnects = 0;
   let everConnected = false;
   let lastError: string | null = null;
-  let disconnectedSince: number | null = Date.now();
+  const clock = options.clock ?? systemClock;
+  let disconnectedSince: number | null = clock.now();
   let wake: (() => void) | null = null;
   const listeners = new Set<(nc: NatsConnection, fresh: boolean) => void>();
   let waiters: ((nc: NatsConnection) => void)[] = [];
@@ -158,7 +162,7 @@ export function startConnection(
       switch (s.type) {
         case "disconnect":
           connected = false;
-          disconnectedSince ??= Date.now();
+          disconnectedSince ??= clock.now();
           log.warn("disconnected from NATS", { server: s.server });
           break;
         case "reconnect":
@@ -189,9 +193,9 @@ export function startConnection(
         const wait = jittered(delay);
         log.warn("cannot connect to NATS; retrying", { error: lastError, retry_ms: wait });
         await new Promise<void>((r) => {
-          const t = setTimeout(r, wait);
+          const t = clock.setTimeout(r, wait);
           wake = () => {
-            clearTimeout(t);
+            clock.clearTimeout(t);
             r();
           };
         });
@@ -218,7 +222,7 @@ export function startConnection(
       base.outBytes += st.outBytes;
       nc = null;
       connected = false;
-      disconnectedSince ??= Date.now();
+      disconnectedSince ??= clock.now();
       if (err) {
         lastError = err.message;
         log.warn("NATS connection closed", { error: err.message });
