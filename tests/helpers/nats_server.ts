@@ -31,7 +31,10 @@ export interface NatsServer extends AsyncDisposable {
   /** Temp dir holding the config, JetStream store and ports file. */
   readonly dir: string;
   readonly pid: number;
-  /** Stops the process (SIGTERM, then SIGKILL after 5 s). Data stays for {@linkcode restart}. */
+  /**
+   * Stops the process (SIGTERM, then SIGKILL after 5 s). Data stays for {@linkcode restart};
+   * the port stays reserved (connections are closed at once) until then.
+   */
   stop(): Promise<void>;
   /** Starts again on the same port with the same store. */
   restart(): Promise<void>;
@@ -65,7 +68,32 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   let port = -1;
   let monitorPort = -1;
 
+  // While stopped, the client port is held by a listener that closes every connection at once
+  // (clients see a server that is down): otherwise another test's `-p -1` server can get the
+  // freed port, and this test's clients would talk to that server until the restart.
+  let holder: Deno.Listener | null = null;
+  let holding: Promise<void> = Promise.resolve();
+  const hold = () => {
+    try {
+      holder = Deno.listen({ hostname: "127.0.0.1", port });
+    } catch {
+      return; // taken already: nothing to hold
+    }
+    const l = holder;
+    holding = (async () => {
+      for await (const conn of l) conn.close();
+    })().catch(() => {});
+  };
+  const unhold = async () => {
+    try {
+      holder?.close();
+    } catch { /* closed */ }
+    holder = null;
+    await holding;
+  };
+
   const spawn = async () => {
+    await unhold();
     for await (const e of Deno.readDir(portsDir)) await Deno.remove(`${portsDir}/${e.name}`);
     const cfg = port > 0 ? conf.replace(/^listen: .*$/m, `listen: "127.0.0.1:${port}"`) : conf;
     await Deno.writeTextFile(`${dir}/server.conf`, cfg);
@@ -106,6 +134,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     }, 5_000);
     await exited;
     clearTimeout(t);
+    if (port > 0) hold();
   };
 
   await spawn();
@@ -137,6 +166,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     },
     async [Symbol.asyncDispose]() {
       await stop();
+      await unhold();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
