@@ -127,7 +127,17 @@ Deno.test("fleet - a rollout halts itself after max_failures; good versions roll
       }
       return n;
     };
-    await waitFor(async () => (await held()) === 4, 120_000, "4 nodes hold back");
+    await waitFor(async () => (await held()) === 4, 120_000, "4 nodes hold back")
+      .catch(async (err) => {
+        // name what each node shows, and its last rollout/governor log lines
+        const seen = await Promise.all(nodes.map(async (n) => {
+          const a = ((await n.health())?.modules as { agents?: { agents?: unknown[] } })
+            ?.agents?.agents?.[0] as Record<string, unknown> | undefined;
+          const lines = n.logs().filter((l) => /rollout|governor|agent/.test(l)).slice(-6);
+          return `${n.node}: ${a?.state}/${a?.held}/${a?.last_error}\n  ${lines.join("\n  ")}`;
+        }));
+        throw new Error(`${(err as Error).message}\n${seen.join("\n")}`);
+      });
     const oc = await outcomes();
     const failed = Object.entries(oc).filter(([, r]) => r.sha256 === mods.bad!.sha256);
     assertEquals(failed.length, 2, "only the first two nodes tried the bad version");
