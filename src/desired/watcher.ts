@@ -20,6 +20,7 @@
  * @module
  */
 import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { join } from "node:path";
 import type { DaemonContext } from "../daemon/types.ts";
 import { EnvelopeError, openEnvelope } from "./envelope.ts";
@@ -304,19 +305,38 @@ export async function startDesiredWatcher(o: DesiredWatcherOptions): Promise<Des
   };
   for (const k of keys) watchLoop(k);
 
+  /**
+   * The key's last entry by the per-key direct get (`$JS.API.DIRECT.GET.KV_MR_DESIRED.<subject>`,
+   * the only read form a node's permissions allow for one key), or `null` when it has none.
+   */
+  const lastEntry = async (nc: NatsConnection, key: string) => {
+    const m = await nc.request(
+      `$JS.API.DIRECT.GET.KV_MR_DESIRED.$KV.MR_DESIRED.${key}`,
+      undefined,
+      {
+        timeout: 5_000,
+      },
+    );
+    const h = m.headers;
+    if (!h || h.hasError) return null; // 404: no entry
+    const revision = Number(h.get("Nats-Sequence"));
+    if (!Number.isSafeInteger(revision) || revision <= 0) return null;
+    const op = h.get("KV-Operation");
+    return { revision, put: op === "" || op === "PUT", value: m.data };
+  };
+
   const resync = async () => {
     const nc = ctx.natsNow();
     if (!nc) return;
-    const kv = await new Kvm(nc).open("MR_DESIRED");
     for (const key of keys) {
-      const e = await kv.get(key);
+      const e = await lastEntry(nc, key);
       if (stopped || !e || e.revision <= (seen[key] ?? 0)) continue;
       seen[key] = e.revision;
       log.warn("desired state watch missed a change; re-creating it", {
         key,
         revision: e.revision,
       });
-      if (e.operation === "PUT") await onValue(key, e.value);
+      if (e.put) await onValue(key, e.value);
       try {
         current[key]?.stop(); // the loop re-creates the watch
       } catch { /* closed */ }
