@@ -13,6 +13,7 @@
  */
 import { z } from "zod";
 import { Kvm } from "@nats-io/kv";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { AgentSpec, Rollout } from "../desired/spec.ts";
 import type { Logger } from "../log/logger.ts";
@@ -129,6 +130,20 @@ export interface KvRolloutGateOptions {
   logger: Logger;
 }
 
+/**
+ * The keys `<site>.*.<agent>` of the bucket, from one stream-info request with a subjects
+ * filter. Not `kv.keys()`: its ordered consumer can miss a key that is written while it lists
+ * (the other nodes record while this one reads), and one missed `failed` lets one more node
+ * take a hash that has already halted.
+ */
+async function siteKeys(nc: NatsConnection, site: string, agent: string): Promise<string[]> {
+  const prefix = `$KV.${ROLLOUT_BUCKET}.`;
+  const info = await (await jetstreamManager(nc)).streams.info(`KV_${ROLLOUT_BUCKET}`, {
+    subjects_filter: `${prefix}${site}.*.${agent}`,
+  });
+  return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length)).sort();
+}
+
 /** Attempts at writing one outcome before {@linkcode RolloutGate.record} gives up. */
 const RECORD_ATTEMPTS = 3;
 
@@ -148,8 +163,9 @@ export function createKvRolloutGate(o: KvRolloutGateOptions): RolloutGate {
     async check(spec) {
       if (!spec.rollout?.max_failures) return "go";
       try {
-        const kv = await open();
-        if (!kv) {
+        const nc = o.nats();
+        const kv = nc ? await new Kvm(nc).open(ROLLOUT_BUCKET) : null;
+        if (!nc || !kv) {
           o.logger.warn("rollout: waiting for the connection to read outcomes", {
             agent: spec.name,
             sha256: spec.wasm.sha256,
@@ -157,9 +173,7 @@ export function createKvRolloutGate(o: KvRolloutGateOptions): RolloutGate {
           return "wait";
         }
         const records: NodeRecord[] = [];
-        const keys: string[] = [];
-        for await (const k of await kv.keys(`${o.site}.*.${spec.name}`)) keys.push(k);
-        for (const k of keys) {
+        for (const k of await siteKeys(nc, o.site, spec.name)) {
           const e = await kv.get(k);
           if (!e || e.operation !== "PUT") continue;
           const r = parseRolloutRecord(e.value);
