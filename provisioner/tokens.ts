@@ -28,6 +28,11 @@ export interface TokenClaims {
   ext: Record<string, unknown>;
   /** The node may enrol over plain `http://` with a non-loopback provisioner. */
   insecure_http?: boolean;
+  /**
+   * 128 random bits. The JWT's `jti` is a hash of its claims, so without this two tokens
+   * issued in the same second with the same claims would share an id (and a record).
+   */
+  nonce?: string;
 }
 
 /** `token issue`: a provisioning JWT signed with the provisioner key. */
@@ -65,6 +70,10 @@ export async function issueToken(
     role: o.role ?? "auto",
     ext: o.ext ?? {},
     ...(o.allowHttp ? { insecure_http: true } : {}),
+    nonce: Array.from(
+      crypto.getRandomValues(new Uint8Array(16)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join(""),
   };
   const token = await encodeGeneric(
     `${o.customer}/${o.site}`,

@@ -248,3 +248,20 @@ Deno.test("provision records - a node whose enrolment answer was lost enrols aga
     await Deno.remove(stateDir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("provision records - identical tokens issued in the same second get their own ids and records", async () => {
+  // the JWT's jti hashes its claims: without a nonce two such tokens collided ("token id exists")
+  await using ctx = await setup();
+  const o = {
+    server: ctx.srv.url,
+    customer: "acme",
+    site: "s1",
+    provisioner: "http://127.0.0.1:1",
+    ttlMs: 3600_000,
+  };
+  const [a, b] = await Promise.all([issueToken(ctx.home, o), issueToken(ctx.home, o)]);
+  const c = await issueToken(ctx.home, o);
+  assertEquals(new Set([a.jti, b.jti, c.jti]).size, 3);
+  const listed = (await listTokens(ctx.home, { server: ctx.srv.url })).map((t) => t.jti);
+  for (const t of [a, b, c]) assertEquals(listed.includes(t.jti), true, t.jti);
+});
