@@ -335,6 +335,13 @@ Deno.test("cluster - 3 servers: init --replicas 3, failover without loss, leader
 
     await t.step("after all that: nothing parked, nothing dropped, no event twice", async () => {
       const n = survivor!;
+      // the cluster may still be electing stream leaders after the kills: let the node drain
+      // (the condition, not a time), then stop it; its shutdown flush must leave nothing
+      await waitFor(
+        async () => (await health(n)).spool?.depth === 0,
+        60_000,
+        "the survivor's spool drained",
+      );
       const code = await n.stop();
       assertEquals(code, 0);
       const h = await health(n);
