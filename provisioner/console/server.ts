@@ -7,18 +7,16 @@
  *
  * @module
  */
-import { z } from "zod";
-import type { FleetView, NodeRow, ViewEvent } from "./view.ts";
+import type { FleetView } from "./view.ts";
 import { sameSecret, type Sessions } from "./auth.ts";
+import { html, json, jsonError, notice, readBody, SECURITY_HEADERS } from "./http.ts";
+import { actionBody, eventsQuery, fleetQuery, ID, query, zodMessage } from "./schemas.ts";
+import { fleetPage } from "./fleet_page.ts";
+import { createLiveTails } from "./sse.ts";
 import { desiredState, nodeEvents, nodeMetrics, RANGES, sendCommand } from "./queries.ts";
 import { renderMetrics, type RolloutGauge } from "./prom.ts";
 import { indexHtml, STYLE_CSS } from "./page.ts";
 import { createHash } from "node:crypto";
-
-const ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-const id = z.string().regex(ID, "must be an identifier (a-z0-9_-, 1-63 chars)");
-/** Largest action body accepted. */
-export const MAX_BODY = 64 * 1024;
 
 /** Rollout state for one agent of one customer, as the console shows it. */
 export interface RolloutView {
@@ -52,185 +50,6 @@ export interface ConsoleDeps {
   shutdown: AbortSignal;
 }
 
-const SECURITY_HEADERS = {
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-  "x-frame-options": "DENY",
-  "content-security-policy":
-    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-};
-
-function json(body: unknown, status = 200, extra: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: {
-      ...SECURITY_HEADERS,
-      "content-type": "application/json; charset=utf-8",
-      "cache-control": "no-store",
-      ...extra,
-    },
-  });
-}
-
-/** A JSON error: `{"error":{"code","message"}}`. */
-export function jsonError(status: number, code: string, message: string): Response {
-  return json({ error: { code, message } }, status);
-}
-
-function html(body: string, status = 200, extra: Record<string, string> = {}): Response {
-  return new Response(body, {
-    status,
-    headers: { ...SECURITY_HEADERS, "content-type": "text/html; charset=utf-8", ...extra },
-  });
-}
-
-function notice(title: string, text: string, status: number): Response {
-  const esc = (s: string) =>
-    s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
-  return html(
-    `<!doctype html><meta charset="utf-8"><title>${esc(title)} · Machine Room</title>` +
-      `<link rel="stylesheet" href="/app.css"><main class="notice"><h1>${esc(title)}</h1>` +
-      `<p>${esc(text)}</p></main>`,
-    status,
-  );
-}
-
-function zodMessage(err: z.ZodError): string {
-  return err.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`)
-    .join("; ");
-}
-
-const fleetQuery = z.object({
-  q: z.string().max(200, "at most 200 characters").optional(),
-  status: z.enum(["healthy", "degraded", "unhealthy", "offline", "unknown"]).optional(),
-  customer: id.optional(),
-  sort: z.enum(["customer", "site", "node", "health", "lastSeen", "version", "os", "agents"])
-    .optional(),
-  dir: z.enum(["asc", "desc"]).optional(),
-}).strict();
-
-const eventsQuery = z.object({
-  customer: id.optional(),
-  site: id.optional(),
-  node: id.optional(),
-  type: z.string().max(200).regex(/^[A-Za-z0-9._-]*$/, "letters, digits, '.', '_', '-' only")
-    .optional(),
-}).strict();
-
-const target = z.object({ customer: id, site: id, node: id }).strict();
-const common = {
-  targets: z.array(target).min(1).max(500),
-  /** How long each target may take to answer. */
-  timeout_ms: z.number().int().min(100).max(30_000).optional(),
-};
-const actionBody = z.discriminatedUnion("action", [
-  z.object({ action: z.literal("ping"), ...common }).strict(),
-  z.object({ action: z.literal("health"), ...common }).strict(),
-  z.object({
-    action: z.literal("invoke"),
-    ...common,
-    agent: id,
-    command: z.string().min(1).max(100),
-    args: z.unknown().optional(),
-  }).strict(),
-]);
-
-function query<T extends z.ZodType>(url: URL, schema: T): z.infer<T> | Response {
-  const raw: Record<string, string> = {};
-  for (const [k, v] of url.searchParams) if (v !== "") raw[k] = v;
-  const r = schema.safeParse(raw);
-  return r.success ? r.data : jsonError(400, "bad_request", zodMessage(r.error));
-}
-
-const HEALTH_ORDER = { unhealthy: 0, offline: 1, degraded: 2, unknown: 3, healthy: 4 };
-
-/** Fleet rows after filter, search and sort; counts before filtering. */
-export function fleetPage(rows: NodeRow[], q: z.infer<typeof fleetQuery>) {
-  const counts = {
-    total: rows.length,
-    healthy: 0,
-    degraded: 0,
-    unhealthy: 0,
-    offline: 0,
-    unknown: 0,
-  };
-  for (const r of rows) counts[r.health]++;
-  let out = rows;
-  if (q.customer) out = out.filter((r) => r.customer === q.customer);
-  if (q.status) out = out.filter((r) => r.health === q.status);
-  if (q.q) {
-    const needle = q.q.toLowerCase();
-    out = out.filter((r) =>
-      [
-        r.customer,
-        r.site,
-        r.node,
-        r.hostname ?? "",
-        r.os ?? "",
-        r.version ?? "",
-        ...r.agents.map((a) => a.name),
-      ].some((s) => s.toLowerCase().includes(needle))
-    );
-  }
-  const key = q.sort ?? "customer";
-  const val = (r: NodeRow): string | number =>
-    key === "health"
-      ? HEALTH_ORDER[r.health]
-      : key === "lastSeen"
-      ? r.lastSeen ?? 0
-      : key === "agents"
-      ? r.agents.length
-      : (r[key] ?? "") as string;
-  const sign = q.dir === "desc" ? -1 : 1;
-  out = [...out].sort((a, b) => {
-    const x = val(a);
-    const y = val(b);
-    const c = x < y ? -1 : x > y ? 1 : 0;
-    return c * sign ||
-      `${a.customer}/${a.site}/${a.node}`.localeCompare(`${b.customer}/${b.site}/${b.node}`);
-  });
-  return { counts, nodes: out };
-}
-
-async function readBody(req: Request): Promise<Uint8Array | Response> {
-  const len = Number(req.headers.get("content-length") ?? "0");
-  if (len > MAX_BODY) return jsonError(413, "too_large", `body over ${MAX_BODY} bytes`);
-  if (!req.body) return new Uint8Array();
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BODY) {
-      await reader.cancel().catch(() => {});
-      return jsonError(413, "too_large", `body over ${MAX_BODY} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.byteLength;
-  }
-  return out;
-}
-
-function eventMatches(e: ViewEvent, f: z.infer<typeof eventsQuery>): boolean {
-  if (f.customer && e.customer !== f.customer) return false;
-  const [, site, node] = e.subject.split(".");
-  if (f.site && site !== f.site) return false;
-  if (f.node && node !== f.node) return false;
-  if (f.type && !String(e.event.type ?? "").includes(f.type)) return false;
-  return true;
-}
-
-/** Live-tail streams open at once (all sessions). */
-const MAX_STREAMS = 64;
-
-/** Builds the request handler. */
 export function createHandler(
   deps: ConsoleDeps,
 ): (req: Request, info?: { completed?: Promise<void> }) => Promise<Response> {
@@ -242,7 +61,7 @@ export function createHandler(
   );
   const INDEX_HTML = indexHtml(version);
   const immutable = { "cache-control": "public, max-age=31536000, immutable" };
-  let streams = 0;
+  const tails = createLiveTails(view, deps.shutdown);
   let refusedInWindow = 0;
   let refusedTimer: ReturnType<typeof setTimeout> | null = null;
 
@@ -264,60 +83,6 @@ export function createHandler(
     const [c, s, n, ...more] = rest;
     if (!c || !s || !n || !ID.test(c) || !ID.test(s) || !ID.test(n)) return null;
     return { customer: c, site: s, node: n, more };
-  };
-
-  const sse = (done: Promise<void>, f: z.infer<typeof eventsQuery>): Response => {
-    if (streams >= MAX_STREAMS) return jsonError(503, "busy", "too many live tails open");
-    streams++;
-    const enc = new TextEncoder();
-    let stop = () => {};
-    const body = new ReadableStream<Uint8Array>({
-      start(ctrl) {
-        let queued = 0;
-        const send = (e: ViewEvent) => {
-          if (!eventMatches(e, f)) return;
-          // a reader that falls far behind loses events, and is told so
-          if (queued > 2_000) return;
-          queued++;
-          ctrl.enqueue(enc.encode(`data: ${JSON.stringify(e)}\n\n`));
-        };
-        for (const e of view.recent().slice(-200)) send(e);
-        const off = view.listen(send);
-        const ping = setInterval(() => {
-          queued = 0;
-          try {
-            ctrl.enqueue(enc.encode(`: keep-alive\n\n`));
-          } catch { /* closed */ }
-        }, 15_000);
-        let stopped = false;
-        stop = () => {
-          if (stopped) return;
-          stopped = true;
-          streams--;
-          off();
-          clearInterval(ping);
-        };
-        const end = () => {
-          stop();
-          try {
-            ctrl.close();
-          } catch { /* already closed */ }
-        };
-        done.finally(end);
-        deps.shutdown.addEventListener("abort", end);
-        ctrl.enqueue(enc.encode(`retry: 2000\n\n`));
-      },
-      cancel() {
-        stop();
-      },
-    });
-    return new Response(body, {
-      headers: {
-        ...SECURITY_HEADERS,
-        "content-type": "text/event-stream",
-        "cache-control": "no-store",
-      },
-    });
   };
 
   const api = async (
@@ -372,7 +137,7 @@ export function createHandler(
     if (p === "/api/events/stream" && req.method === "GET") {
       const q = query(url, eventsQuery);
       if (q instanceof Response) return q;
-      return sse(done, q);
+      return tails.open(done, q);
     }
     if (p === "/api/audit" && req.method === "GET") {
       const a = await deps.audit();
