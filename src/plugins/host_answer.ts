@@ -47,7 +47,9 @@ export async function answerHost(
   const ctx = { ...entry.ctx, deadline: op.deadline, signal: op.abort.signal };
   const reply = await Promise.race([runHostFunction(ctx, m.fn, decoder.decode(input)), late]);
   clearTimeout(timer);
-  if (reply === null) {
+  // host work that stopped itself at the deadline (exec kills its child then) races the timer:
+  // either way the call is out of time
+  if (reply === null || Date.now() >= op.deadline) {
     op.abort?.abort(); // stop the host work (e.g. a child process)
     proc.send({ t: "reply", seq: m.seq, timeout: true });
     return;

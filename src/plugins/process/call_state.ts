@@ -97,7 +97,9 @@ export function hostCall(h: Hosted, fn: string, input: Uint8Array): Uint8Array {
     if (!f) Deno.exit(0); // the daemon is gone
     const r = f.header;
     if (r.t !== "reply" || r.seq !== seq) continue;
-    if (r.timeout) {
+    // a reply that comes back after the deadline (the host work may have ended itself at the
+    // deadline, e.g. a killed child) still means the call ran out of time
+    if (r.timeout || Date.now() >= c.limits.deadline) {
       throw new Stop({
         code: "timeout",
         message: `Call exceeded its deadline while waiting for host function "${fn}"`,
