@@ -115,8 +115,19 @@ export function NodeView({ customer, site, node }: Props) {
       `/node/${customer}/${site}/${node}${range !== "1h" ? "?range=" + range : ""}`,
     );
     setSeries(null);
-    get<{ series: Series[] }>(`${base}/metrics?range=${range}`).then((m) => setSeries(m.series))
-      .catch((e) => setError(String(e.message ?? e)));
+    // graphs follow the node: reloaded every 10 s (1 h) or minute (24 h, 7 d); a failed load
+    // is retried by the next round
+    let live = true;
+    const load = () =>
+      get<{ series: Series[] }>(`${base}/metrics?range=${range}`)
+        .then((m) => live && setSeries(m.series))
+        .catch((e) => live && setError(String(e.message ?? e)));
+    load();
+    const t = setInterval(load, range === "1h" ? 10_000 : 60_000);
+    return () => {
+      live = false;
+      clearInterval(t);
+    };
   }, [range, customer, site, node]);
 
   const act = async (body: Record<string, unknown>) => {
