@@ -8,72 +8,19 @@
  * healthy and its CPU and the new host process's return to idle.
  */
 import { assert, assertEquals } from "@std/assert";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
-import { AwsClient } from "aws4fetch";
-import { createHash } from "node:crypto";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { startNode, waitFor } from "./helpers/daemon.ts";
-import { type S3Server, startS3 } from "./helpers/s3.ts";
+import { startS3 } from "./helpers/s3.ts";
 import { compileWat } from "./helpers/wat.ts";
+import { busyTicks, cpuTicks, events, upload } from "./helpers/agent_daemon.ts";
 import { ensureStreams } from "../provisioner/mod.ts";
 import { createSigningKey, signSpec } from "../src/desired/envelope.ts";
 
 const REPORTER = await Deno.readTextFile(
   new URL("./fixtures/wat/agent_reporter.wat", import.meta.url),
 );
-
-async function upload(s3: S3Server, bytes: Uint8Array) {
-  const aws = new AwsClient({
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-    region: s3.region,
-    service: "s3",
-  });
-  const hex = createHash("sha256").update(bytes).digest("hex");
-  const r = await aws.fetch(`${s3.endpoint}/${s3.bucket}/sha256/${hex}.wasm`, {
-    method: "PUT",
-    body: bytes as Uint8Array<ArrayBuffer>,
-  });
-  assert(r.ok, `upload failed: ${r.status}`);
-  return { sha256: hex, size: bytes.length, url: `s3://${s3.bucket}/sha256/${hex}.wasm` };
-}
-
-type Ev = { type: string; data: Record<string, unknown>; mragent?: string };
-async function events(nc: NatsConnection): Promise<Ev[]> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info("MR_EVENTS");
-  const out: Ev[] = [];
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages; seq++) {
-    const m = await jsm.streams.getMessage("MR_EVENTS", { seq }).catch(() => null);
-    if (m) out.push(m.json<Ev>());
-  }
-  return out;
-}
-
-function cpuTicks(pid: number): number | null {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return null;
-  }
-}
-
-/** Ticks used by `pid` over one second (within 2 s, best of two windows). */
-async function busyTicks(pid: number): Promise<number> {
-  let best = Infinity;
-  for (let i = 0; i < 2; i++) {
-    const a = cpuTicks(pid);
-    await new Promise((r) => setTimeout(r, 1000));
-    const b = cpuTicks(pid);
-    if (a === null || b === null) return 0;
-    best = Math.min(best, b - a);
-  }
-  return best;
-}
 
 Deno.test("sandbox daemon - an unstoppable agent is killed and quarantined; the neighbour keeps its cadence, the daemon stays healthy", async () => {
   await using srv = await startNatsServer();
